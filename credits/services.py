@@ -1,0 +1,307 @@
+"""Every write that changes a balance: accounts, purchases, grants, adjustments, pooling.
+
+A balance changes only together with the ledger entry that explains it, in the same
+transaction, under row locks taken in the order company → accounts (pk) → allowances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.db import lock_company, retry_on_conflict
+from core.errors import InsufficientFunds, NotFound, PermissionDenied, ValidationFailed
+from core.money import ZERO, q
+from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
+from offices.models import Company, CreditKind, Office
+
+POOLING_PERMISSION = "offices.change_pooling"
+
+
+def accounts_ensure(*, company: Company) -> None:
+    """Create any missing account of the company: its pool, its AI agent account and one
+    wallet per office. Idempotent and safe under concurrency (insert-or-ignore)."""
+    wanted = [
+        Account(company=company, kind=AccountKind.POOL),
+        Account(company=company, kind=AccountKind.AI_AGENT),
+    ]
+    wanted += [
+        Account(company=company, office_id=office_id, kind=AccountKind.WALLET)
+        for office_id in Office.objects.filter(company=company).values_list("id", flat=True)
+    ]
+    Account.objects.bulk_create(wanted, ignore_conflicts=True)
+
+
+def _lock_accounts(company: Company, **filters) -> list[Account]:
+    accounts = list(
+        Account.objects.select_for_update().filter(company=company, **filters).order_by("pk")
+    )
+    return accounts
+
+
+def parse_credits(value, *, field: str = "amount", allow_negative: bool = False) -> Decimal:
+    """A positive amount of credits with at most 4 decimal places, within the configured
+    maximum; anything else is a ValidationFailed naming the field."""
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationFailed(
+            f"{field}: not a number.", [{"field": field, "message": "Enter a number."}]
+        ) from None
+    problem = None
+    limit = Decimal(settings.CREDITS_PURCHASE_MAX)
+    if not amount.is_finite():
+        problem = "Enter a finite number."
+    elif amount == 0 or (amount < 0 and not allow_negative):
+        problem = "Must be greater than zero." if not allow_negative else "Must not be zero."
+    elif abs(amount) > limit:
+        problem = f"At most {limit:,} credits at a time."
+    elif amount != amount.quantize(Decimal("0.0001")):
+        problem = "At most 4 decimal places."
+    if problem:
+        raise ValidationFailed(f"{field}: {problem}", [{"field": field, "message": problem}])
+    return q(amount)
+
+
+def _post(
+    *,
+    account: Account,
+    amount: Decimal,
+    entry_type: str,
+    actor,
+    memo: str = "",
+    reference: str = "",
+    idempotency_key: str = "",
+    pooling_change=None,
+) -> LedgerEntry:
+    """Apply `amount` to a locked account and write its ledger entry."""
+    new_balance = account.balance + amount
+    if new_balance < 0:
+        raise InsufficientFunds(
+            f"{account} holds {account.balance:,} credits; {-amount:,} cannot be taken from it."
+        )
+    account.balance = new_balance
+    account.save(update_fields=["balance", "updated_at"])
+    return LedgerEntry.objects.create(
+        account=account,
+        company_id=account.company_id,
+        entry_type=entry_type,
+        amount=amount,
+        balance_after=new_balance,
+        reference=reference,
+        idempotency_key=idempotency_key,
+        pooling_change=pooling_change,
+        created_by=actor,
+        memo=memo,
+    )
+
+
+def funding_account_for(*, company: Company, kind: str, office: Office | None) -> Account:
+    """Which balance receives standard or AI credits right now (SPEC §2): the pool while
+    pooling is on, the chosen office's wallet while it is off; AI credits always go to the
+    company's AI agent account held by the primary office."""
+    if kind == CreditKind.AI_AGENT:
+        return Account.objects.get(company=company, kind=AccountKind.AI_AGENT)
+    if company.pooling_enabled:
+        return Account.objects.get(company=company, kind=AccountKind.POOL)
+    if office is None:
+        raise ValidationFailed(
+            "office: pooling is off, so choose the office whose wallet receives the credits.",
+            [{"field": "office", "message": "Choose an office: pooling is off."}],
+        )
+    if office.company_id != company.pk:
+        raise NotFound("No such office.")
+    return Account.objects.get(company=company, kind=AccountKind.WALLET, office=office)
+
+
+@retry_on_conflict(retry_integrity=True)
+@transaction.atomic
+def credits_add(
+    *,
+    company: Company,
+    amount,
+    actor,
+    entry_type: str = EntryType.PURCHASE,
+    kind: str = CreditKind.STANDARD,
+    office: Office | None = None,
+    memo: str = "",
+    reference: str = "",
+    idempotency_key: str = "",
+) -> LedgerEntry:
+    """Record a purchase or grant of credits into the balance that receives them now.
+    With an idempotency key, a repeated submit returns the first entry and adds nothing."""
+    if entry_type not in (EntryType.PURCHASE, EntryType.GRANT, EntryType.AUTO_RECHARGE):
+        raise ValidationFailed("entry_type: only purchases, grants and auto-recharges add credits.")
+    if kind not in CreditKind.values:
+        raise ValidationFailed(f"kind: unknown credit kind {kind!r}.")
+    amount = parse_credits(amount)
+    company = lock_company(company.pk, exclusive=False)
+    if idempotency_key:
+        earlier = LedgerEntry.objects.filter(
+            company=company, idempotency_key=idempotency_key
+        ).first()
+        if earlier is not None:
+            return earlier
+    accounts_ensure(company=company)
+    target = funding_account_for(company=company, kind=kind, office=office)
+    (account,) = _lock_accounts(company, pk=target.pk)
+    return _post(
+        account=account,
+        amount=amount,
+        entry_type=entry_type,
+        actor=actor,
+        memo=memo,
+        reference=reference,
+        idempotency_key=idempotency_key,
+    )
+
+
+def credits_purchase(**kwargs) -> LedgerEntry:
+    """A purchase of credits (see credits_add)."""
+    return credits_add(entry_type=EntryType.PURCHASE, **kwargs)
+
+
+def credits_grant(**kwargs) -> LedgerEntry:
+    """Free credits granted by customer care (see credits_add)."""
+    return credits_add(entry_type=EntryType.GRANT, **kwargs)
+
+
+@retry_on_conflict()
+@transaction.atomic
+def credits_adjust(*, account: Account, amount, memo: str, actor) -> LedgerEntry:
+    """A signed correction with a required memo. Only the balance that funds usage now
+    may be adjusted (the pool while pooling is on, wallets while off, AI credits any time),
+    and no balance may go below zero."""
+    if not (memo or "").strip():
+        raise ValidationFailed(
+            "memo: say why the balance is adjusted.",
+            [{"field": "memo", "message": "A memo is required for adjustments."}],
+        )
+    amount = parse_credits(amount, allow_negative=True)
+    company = lock_company(account.company_id, exclusive=False)
+    if account.kind == AccountKind.WALLET and company.pooling_enabled:
+        raise ValidationFailed("Pooling is on: office wallets stay empty; adjust the pool.")
+    if account.kind == AccountKind.POOL and not company.pooling_enabled:
+        raise ValidationFailed("Pooling is off: adjust an office wallet, not the pool.")
+    (locked,) = _lock_accounts(company, pk=account.pk)
+    return _post(
+        account=locked,
+        amount=amount,
+        entry_type=EntryType.ADJUSTMENT,
+        actor=actor,
+        memo=memo.strip(),
+    )
+
+
+@dataclass(frozen=True)
+class Move:
+    source: str
+    target: str
+    amount: Decimal
+
+
+def pooling_preview(*, company: Company, enabled: bool) -> list[Move]:
+    """What turning pooling to `enabled` would move right now (for the confirmation page)."""
+    if company.pooling_enabled == enabled:
+        return []
+    accounts = Account.objects.filter(
+        company=company, kind__in=[AccountKind.POOL, AccountKind.WALLET]
+    ).select_related("office")
+    pool_label = "Company pool"
+    if enabled:
+        return [
+            Move(source=f"{a.office.name} wallet", target=pool_label, amount=a.balance)
+            for a in sorted(accounts, key=lambda a: a.office.name if a.office else "")
+            if a.kind == AccountKind.WALLET
+        ]
+    primary = Office.objects.get(company=company, is_primary=True)
+    pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
+    return [
+        Move(
+            source=pool_label,
+            target=f"{primary.name} wallet",
+            amount=pool.balance if pool else ZERO,
+        )
+    ]
+
+
+@retry_on_conflict()
+@transaction.atomic
+def pooling_set(*, company: Company, enabled: bool, actor, reason: str) -> PoolingChange | None:
+    """Turn pooling on (every wallet moves into the pool) or off (the pool moves into the
+    primary office's wallet) in one atomic step, with its audit record. Only holders of
+    the pooling permission may do it; setting the current state changes nothing."""
+    if actor is None or not actor.has_perm(POOLING_PERMISSION):
+        raise PermissionDenied("Only Customer Care can turn pooling on or off.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed(
+            "reason: say why pooling is changed.",
+            [{"field": "reason", "message": "A reason is required."}],
+        )
+    company = lock_company(company.pk, exclusive=True)
+    if company.pooling_enabled == enabled:
+        return None
+    accounts_ensure(company=company)
+    accounts = _lock_accounts(company, kind__in=[AccountKind.POOL, AccountKind.WALLET])
+    pool = next(a for a in accounts if a.kind == AccountKind.POOL)
+    offices = {o.pk: o for o in Office.objects.filter(company=company)}
+    if enabled:
+        pairs = [(a, pool) for a in accounts if a.kind == AccountKind.WALLET and a.balance > 0]
+    else:
+        primary = next((o for o in offices.values() if o.is_primary), None)
+        if primary is None:
+            raise ValidationFailed("The company has no primary office to receive the pool.")
+        wallet = next(
+            a for a in accounts if a.kind == AccountKind.WALLET and a.office_id == primary.pk
+        )
+        pairs = [(pool, wallet)] if pool.balance > 0 else []
+
+    def label(account: Account) -> str:
+        return (
+            "Company pool"
+            if account.kind == AccountKind.POOL
+            else f"{offices[account.office_id].name} wallet"
+        )
+
+    moves = [
+        {"from": label(src), "to": label(dst), "amount": str(src.balance)} for src, dst in pairs
+    ]
+    total = sum((src.balance for src, _ in pairs), ZERO)
+    change = PoolingChange.objects.create(
+        company=company,
+        enabled=enabled,
+        reason=reason,
+        amount_moved=total,
+        moves=moves,
+        changed_by=actor,
+    )
+    memo = f"Pooling turned {'on' if enabled else 'off'}: {reason}"
+    for src, dst in pairs:
+        amount = src.balance
+        _post(
+            account=src,
+            amount=-amount,
+            entry_type=EntryType.POOLING_TRANSFER,
+            actor=actor,
+            memo=memo,
+            reference=f"pooling-change:{change.pk}",
+            pooling_change=change,
+        )
+        _post(
+            account=dst,
+            amount=amount,
+            entry_type=EntryType.POOLING_TRANSFER,
+            actor=actor,
+            memo=memo,
+            reference=f"pooling-change:{change.pk}",
+            pooling_change=change,
+        )
+    Company.objects.filter(pk=company.pk).update(
+        pooling_enabled=enabled, pooling_changed_at=timezone.now()
+    )
+    return change

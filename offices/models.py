@@ -1,0 +1,178 @@
+"""Companies (tenants), their offices, the plan catalog and who may see what."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from core.money import DECIMAL_PLACES, MAX_DIGITS
+
+
+class CreditKind(models.TextChoices):
+    STANDARD = "standard", "Standard"
+    AI_AGENT = "ai_agent", "AI agent"
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"Unknown time zone: {value!r}.")
+
+
+def credits_field(**kwargs):
+    return models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    billing_timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_timezone]
+    )
+    pooling_enabled = models.BooleanField(
+        default=False,
+        help_text="Changed only through the pooling toggle (Customer Care), never edited directly.",
+    )
+    pooling_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+        permissions = [("change_pooling", "Can turn credit pooling on or off")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.billing_timezone)
+
+
+class Plan(models.Model):
+    """A catalog plan; includes credits per billing period for each credit kind."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    included_standard = credits_field(default=0)
+    included_ai_agent = credits_field(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(included_standard__gte=0) & Q(included_ai_agent__gte=0),
+                name="plan_included_nonnegative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def included(self, kind: str):
+        return self.included_ai_agent if kind == CreditKind.AI_AGENT else self.included_standard
+
+
+class AddOn(models.Model):
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    included_standard = credits_field(default=0)
+    included_ai_agent = credits_field(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "add-on"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(included_standard__gte=0) & Q(included_ai_agent__gte=0),
+                name="addon_included_nonnegative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def included(self, kind: str):
+        return self.included_ai_agent if kind == CreditKind.AI_AGENT else self.included_standard
+
+
+class Office(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="offices")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60)
+    is_primary = models.BooleanField(default=False)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="offices")
+    addons = models.ManyToManyField(AddOn, through="OfficeAddOn", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["company_id", "-is_primary", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "slug"], name="office_slug_unique"),
+            models.UniqueConstraint(
+                fields=["company"],
+                condition=Q(is_primary=True),
+                name="one_primary_office_per_company",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company.slug})" if self.company_id else self.name
+
+
+class OfficeAddOn(models.Model):
+    office = models.ForeignKey(Office, on_delete=models.CASCADE, related_name="office_addons")
+    addon = models.ForeignKey(AddOn, on_delete=models.PROTECT)
+    quantity = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        verbose_name = "office add-on"
+        constraints = [
+            models.UniqueConstraint(fields=["office", "addon"], name="office_addon_unique"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="office_addon_qty_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.addon}"
+
+
+class Role(models.TextChoices):
+    COMPANY_ADMIN = "company_admin", "Company admin"
+    OFFICE_ADMIN = "office_admin", "Office admin"
+
+
+class Membership(models.Model):
+    """Grants a portal user a role: a whole company, or one office of it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    office = models.ForeignKey(
+        Office, on_delete=models.CASCADE, null=True, blank=True, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(role="company_admin") & Q(office__isnull=True))
+                | (Q(role="office_admin") & Q(office__isnull=False)),
+                name="membership_role_matches_office",
+            ),
+            models.UniqueConstraint(fields=["user", "company", "office"], name="membership_unique"),
+            models.UniqueConstraint(
+                fields=["user", "company"],
+                condition=Q(office__isnull=True),
+                name="membership_company_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.office.name if self.office_id else self.company.name
+        return f"{self.user} — {self.get_role_display()} of {target}"
+
+    def clean(self):
+        if self.office_id and self.office.company_id != self.company_id:
+            raise ValidationError({"office": "The office must belong to the company."})

@@ -1,0 +1,103 @@
+"""What generates usage (services and their rates) and the usage records it produced."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from core.immutable import ImmutableModel
+from offices.models import Company, CreditKind, Office, credits_field
+
+
+class Unit(models.TextChoices):
+    MINUTE = "minute", "minute"
+    MESSAGE = "message", "message"
+    PAGE = "page", "page"
+    CONVERSATION = "conversation", "conversation"
+
+
+class Service(models.Model):
+    """A billable service. The rate is data: editing it never rewrites past records."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    unit = models.CharField(max_length=20, choices=Unit.choices)
+    rate = models.DecimalField(max_digits=12, decimal_places=4, help_text="Credits per unit.")
+    credit_kind = models.CharField(
+        max_length=10, choices=CreditKind.choices, default=CreditKind.STANDARD
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(rate__gte=0), name="service_rate_nonneg")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UsageRecord(ImmutableModel):
+    """One charged usage event and exactly how its cost was funded (SPEC §3)."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="usage_records")
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="usage_records")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="usage_records")
+    external_id = models.CharField(max_length=200)
+    credit_kind = models.CharField(max_length=10, choices=CreditKind.choices)
+    quantity = credits_field()
+    rate = models.DecimalField(max_digits=12, decimal_places=4)
+    cost = credits_field()
+    occurred_at = models.DateTimeField()
+    period = models.DateField()
+    allowance_part = credits_field(default=0)
+    pool_part = credits_field(default=0)
+    wallet_part = credits_field(default=0)
+    ai_part = credits_field(default=0)
+    uncovered = credits_field(default=0)
+    pooling_on = models.BooleanField()
+    funding_account = models.ForeignKey(
+        "credits.Account", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    funding_balance_after = credits_field(null=True, blank=True)
+    user_label = models.CharField(max_length=200, blank=True, default="")
+    phone_number = models.CharField(max_length=40, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    batch = models.UUIDField(db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "external_id"], name="usage_external_id_once_per_company"
+            ),
+            models.CheckConstraint(
+                condition=Q(allowance_part__gte=0)
+                & Q(pool_part__gte=0)
+                & Q(wallet_part__gte=0)
+                & Q(ai_part__gte=0)
+                & Q(uncovered__gte=0)
+                & Q(quantity__gt=0),
+                name="usage_parts_nonneg",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    cost=F("allowance_part")
+                    + F("pool_part")
+                    + F("wallet_part")
+                    + F("ai_part")
+                    + F("uncovered")
+                ),
+                name="usage_parts_sum_to_cost",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["company", "-occurred_at", "-id"], name="usage_company_time"),
+            models.Index(fields=["office", "-occurred_at", "-id"], name="usage_office_time"),
+            models.Index(fields=["company", "period"], name="usage_company_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.quantity} {self.service_id} = {self.cost}"

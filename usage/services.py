@@ -1,0 +1,354 @@
+"""Usage ingestion: rate each event, allocate its cost (SPEC §3), record it once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.db import lock_company, retry_on_conflict
+from core.errors import ValidationFailed
+from core.money import ZERO, q
+from credits.allocation import allocate
+from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
+from credits.services import accounts_ensure
+from offices.models import Company, CreditKind, Office
+from usage.models import Service, UsageRecord
+
+MAX_ID_LENGTH = 200
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class UsageEventIn:
+    external_id: str
+    office: str  # office slug
+    service: str  # service code
+    quantity: Decimal
+    occurred_at: dt.datetime
+    user_label: str = ""
+    phone_number: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestedEvent:
+    record: UsageRecord
+    duplicate: bool
+
+
+def period_of(moment: dt.datetime, tz) -> dt.date:
+    """The billing period (first day of the month, company time zone) containing `moment`."""
+    return moment.astimezone(tz).date().replace(day=1)
+
+
+def included_credits(office: Office, kind: str) -> Decimal:
+    """Plan allowance plus add-ons (× quantity) of one office for one credit kind."""
+    total = office.plan.included(kind)
+    for office_addon in office.office_addons.all():
+        total += office_addon.addon.included(kind) * office_addon.quantity
+    return q(total)
+
+
+def _validate(
+    company: Company, events: list[UsageEventIn]
+) -> tuple[dict[str, Office], dict[str, Service]]:
+    """Every problem of every event, by index and field; raises if there is any."""
+    errors: list[dict] = []
+
+    def bad(index: int | None, fld: str, message: str) -> None:
+        errors.append({"index": index, "field": fld, "message": message})
+
+    limit = settings.USAGE_BATCH_MAX
+    if not events:
+        raise ValidationFailed(
+            "events: send at least one event.",
+            [{"index": None, "field": "events", "message": "Send at least one event."}],
+        )
+    if len(events) > limit:
+        raise ValidationFailed(
+            f"events: at most {limit} events per batch.",
+            [
+                {
+                    "index": None,
+                    "field": "events",
+                    "message": f"{len(events)} events sent; at most {limit} per batch.",
+                }
+            ],
+        )
+    offices = {
+        o.slug: o
+        for o in Office.objects.filter(
+            company=company, slug__in={e.office for e in events if isinstance(e.office, str)}
+        )
+        .select_related("plan")
+        .prefetch_related("office_addons__addon")
+    }
+    services = {
+        s.code: s
+        for s in Service.objects.filter(
+            code__in={e.service for e in events if isinstance(e.service, str)}, active=True
+        )
+    }
+    max_quantity = Decimal(settings.USAGE_MAX_QUANTITY)
+    latest = timezone.now() + dt.timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
+    seen: dict[str, int] = {}
+    for i, event in enumerate(events):
+        ext = event.external_id
+        if not isinstance(ext, str) or not ext.strip():
+            bad(i, "id", "Give the event a non-empty id.")
+        elif len(ext) > MAX_ID_LENGTH:
+            bad(i, "id", f"At most {MAX_ID_LENGTH} characters.")
+        elif ext in seen:
+            bad(i, "id", f"Duplicate id {ext!r} in this batch (also at index {seen[ext]}).")
+        else:
+            seen[ext] = i
+        if event.office not in offices:
+            bad(i, "office", f"No office {event.office!r} in this company.")
+        if event.service not in services:
+            bad(i, "service", f"Unknown service {event.service!r}.")
+        try:
+            quantity = Decimal(str(event.quantity))
+        except (InvalidOperation, ValueError, TypeError):
+            quantity = None
+        if quantity is None or not quantity.is_finite():
+            bad(i, "quantity", "Must be a finite number.")
+        elif quantity <= 0:
+            bad(i, "quantity", "Must be greater than zero.")
+        elif quantity > max_quantity:
+            bad(i, "quantity", f"At most {max_quantity:,} per event.")
+        elif quantity != quantity.quantize(Decimal("0.0001")):
+            bad(i, "quantity", "At most 4 decimal places.")
+        moment = event.occurred_at
+        if not isinstance(moment, dt.datetime):
+            bad(i, "occurred_at", "Must be an ISO 8601 date-time with a UTC offset.")
+        elif timezone.is_naive(moment):
+            bad(i, "occurred_at", "Give a UTC offset (e.g. 2026-11-26T09:30:00+00:00).")
+        elif moment > latest:
+            bad(i, "occurred_at", "Lies in the future.")
+        elif moment < EARLIEST:
+            bad(i, "occurred_at", "Before 2000-01-01.")
+        if len(event.user_label or "") > 200:
+            bad(i, "user", "At most 200 characters.")
+        if len(event.phone_number or "") > 40:
+            bad(i, "number", "At most 40 characters.")
+        if not isinstance(event.metadata or {}, dict):
+            bad(i, "metadata", "Must be a JSON object.")
+    if errors:
+        noun = "event is" if len({e["index"] for e in errors}) == 1 else "events are"
+        raise ValidationFailed(
+            f"{len({e['index'] for e in errors})} {noun} invalid; nothing was charged.", errors
+        )
+    return offices, services
+
+
+def usage_ingest(
+    *, company: Company, events: list[UsageEventIn], actor=None
+) -> list[IngestedEvent]:
+    """Charge a batch of usage events all or nothing, in order: allowance first, then the
+    pool (pooling on) or the office's wallet (off), AI usage from the AI agent account,
+    the rest uncovered. An id already charged is returned as a duplicate, not charged."""
+    offices, services = _validate(company, events)
+    return _ingest(company=company, events=events, offices=offices, services=services, actor=actor)
+
+
+@retry_on_conflict(retry_integrity=True)
+@transaction.atomic
+def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]:
+    company = lock_company(company.pk, exclusive=False)
+    tz = company.tz
+    ids = [e.external_id for e in events]
+    existing = {
+        r.external_id: r for r in UsageRecord.objects.filter(company=company, external_id__in=ids)
+    }
+    fresh = [e for e in events if e.external_id not in existing]
+    created: dict[str, UsageRecord] = {}
+    if fresh:
+        created = _charge(
+            company=company, tz=tz, events=fresh, offices=offices, services=services, actor=actor
+        )
+    return [
+        IngestedEvent(record=existing[e.external_id], duplicate=True)
+        if e.external_id in existing
+        else IngestedEvent(record=created[e.external_id], duplicate=False)
+        for e in events
+    ]
+
+
+def _charge(*, company, tz, events, offices, services, actor) -> dict[str, UsageRecord]:
+    pooling = company.pooling_enabled
+    rated = []
+    needs_wallets = set()
+    needs_pool = needs_ai = False
+    for e in events:
+        office, service = offices[e.office], services[e.service]
+        kind = service.credit_kind
+        quantity = q(Decimal(str(e.quantity)))
+        rated.append(
+            (
+                e,
+                office,
+                service,
+                kind,
+                quantity,
+                q(quantity * service.rate),
+                period_of(e.occurred_at, tz),
+            )
+        )
+        if kind == CreditKind.AI_AGENT:
+            needs_ai = True
+        elif pooling:
+            needs_pool = True
+        else:
+            needs_wallets.add(office.pk)
+
+    # Accounts, locked in pk order.
+    def account_filter():
+        from django.db.models import Q
+
+        cond = Q(pk__in=[])
+        if needs_pool:
+            cond |= Q(kind=AccountKind.POOL)
+        if needs_ai:
+            cond |= Q(kind=AccountKind.AI_AGENT)
+        if needs_wallets:
+            cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
+        return cond
+
+    expected = needs_pool + needs_ai + len(needs_wallets)
+    accounts = list(
+        Account.objects.select_for_update().filter(account_filter(), company=company).order_by("pk")
+    )
+    if len(accounts) < expected:
+        accounts_ensure(company=company)
+        accounts = list(
+            Account.objects.select_for_update()
+            .filter(account_filter(), company=company)
+            .order_by("pk")
+        )
+    pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
+    ai = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
+    wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
+
+    # Allowance rows of every (office, kind, period) touched, created if new, locked in pk order.
+    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period in rated}
+    office_by_pk = {o.pk: o for o in offices.values()}
+    # Sorted, so two batches creating the same new rows insert them in the same order.
+    Allowance.objects.bulk_create(
+        [
+            Allowance(
+                office_id=o,
+                company=company,
+                kind=k,
+                period=p,
+                included=included_credits(office_by_pk[o], k),
+            )
+            for o, k, p in sorted(keys)
+        ],
+        ignore_conflicts=True,
+    )
+    periods = {p for _, _, p in keys}
+    rows = (
+        Allowance.objects.select_for_update()
+        .filter(
+            company=company,
+            office_id__in={o for o, _, _ in keys},
+            period__in=periods,
+            kind__in={k for _, k, _ in keys},
+        )
+        .order_by("pk")
+    )
+    allowances = {
+        (a.office_id, a.kind, a.period): a for a in rows if (a.office_id, a.kind, a.period) in keys
+    }
+
+    batch = uuid.uuid4()
+    drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    records = []
+    for e, office, service, kind, quantity, cost, period in rated:
+        allowance = allowances[(office.pk, kind, period)]
+        if kind == CreditKind.AI_AGENT:
+            account = ai
+        elif pooling:
+            account = pool
+        else:
+            account = wallets[office.pk]
+        split = allocate(cost, allowance_remaining=allowance.remaining, balance=account.balance)
+        allowance.used += split.allowance
+        account.balance -= split.funded
+        drawn[account.pk] += split.funded
+        parts = {"pool_part": ZERO, "wallet_part": ZERO, "ai_part": ZERO}
+        column = {
+            AccountKind.POOL: "pool_part",
+            AccountKind.WALLET: "wallet_part",
+            AccountKind.AI_AGENT: "ai_part",
+        }[account.kind]
+        parts[column] = split.funded
+        allowance.cost_total += cost
+        allowance.pool_drawn += parts["pool_part"]
+        allowance.wallet_drawn += parts["wallet_part"]
+        allowance.ai_drawn += parts["ai_part"]
+        allowance.uncovered += split.uncovered
+        allowance.events += 1
+        records.append(
+            UsageRecord(
+                company=company,
+                office=office,
+                service=service,
+                external_id=e.external_id,
+                credit_kind=kind,
+                quantity=quantity,
+                rate=service.rate,
+                cost=cost,
+                occurred_at=e.occurred_at,
+                period=period,
+                allowance_part=split.allowance,
+                uncovered=split.uncovered,
+                pooling_on=pooling,
+                funding_account=account,
+                funding_balance_after=account.balance,
+                user_label=e.user_label or "",
+                phone_number=e.phone_number or "",
+                metadata=e.metadata or {},
+                batch=batch,
+                created_by=actor,
+                **parts,
+            )
+        )
+    UsageRecord.objects.bulk_create(records)
+    counts: dict[int, int] = defaultdict(int)
+    for record in records:
+        counts[record.funding_account_id] += 1
+    for account in accounts:
+        if drawn[account.pk]:
+            Account.objects.filter(pk=account.pk).update(
+                balance=account.balance, updated_at=timezone.now()
+            )
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                account=account,
+                company=company,
+                entry_type=EntryType.USAGE,
+                amount=-drawn[account.pk],
+                balance_after=account.balance,
+                reference=f"usage-batch:{batch}",
+                usage_batch=batch,
+                created_by=actor,
+                memo=f"Usage: {counts[account.pk]} events",
+            )
+            for account in accounts
+            if drawn[account.pk]
+        ]
+    )
+    Allowance.objects.bulk_update(
+        list(allowances.values()),
+        ["used", "cost_total", "pool_drawn", "wallet_drawn", "ai_drawn", "uncovered", "events"],
+    )
+    return {r.external_id: r for r in records}
