@@ -14,6 +14,7 @@ import time
 from django.db import IntegrityError, OperationalError, connection
 
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+COMPANY_SHARE_LOCK_SQL = "SELECT * FROM offices_company WHERE id = %s FOR SHARE"
 
 
 def lock_company(company_id: int, *, exclusive: bool):
@@ -22,10 +23,7 @@ def lock_company(company_id: int, *, exclusive: bool):
     if exclusive or connection.vendor != "postgresql":
         # SQLite ignores row locks; its IMMEDIATE transactions already serialize writers.
         return Company.objects.select_for_update().get(pk=company_id)
-    table = Company._meta.db_table
-    rows = list(
-        Company.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR SHARE", [company_id])  # noqa: S608
-    )
+    rows = list(Company.objects.raw(COMPANY_SHARE_LOCK_SQL, [company_id]))
     if not rows:
         raise Company.DoesNotExist(company_id)
     return rows[0]

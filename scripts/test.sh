@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything (Python packages; Debian's Chromium when missing and we are root)
+# and runs the whole test suite on PostgreSQL. Extra arguments go to pytest.
+source "$(dirname "$0")/_venv.sh"
+venv_install dev
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    if [ "$(id -u)" = "0" ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2
+        exit 1
+    fi
+fi
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/credit_pooling}"
+exec "$VENV_PY" -m pytest "$@"
