@@ -36,22 +36,24 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_content_type(request) -> None:
+def _check_body_headers(request) -> None:
+    """Refuse a wrong media type or a declared size over the limit before reading a byte."""
     if request.content_type.lower() != "application/json":
         shown = request.content_type or "none"
         raise UnsupportedMediaType(f"Send Content-Type: application/json (got {shown}).")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
 
 
 class StrictJSONParser(Parser):
     """Only JSON bodies of at most 1 MiB; NaN and Infinity are not JSON and are refused."""
 
     def parse_body(self, request):
-        _check_content_type(request)
-        try:
-            declared = int(request.headers.get("Content-Length") or 0)
-        except ValueError:
-            declared = 0
-        if declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES:
+        if len(request.body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
         try:
             return json.loads(request.body, parse_constant=_refuse_constant)
@@ -63,7 +65,16 @@ class StrictJSONParser(Parser):
             raise MalformedJSON(f"Malformed JSON: {exc}.") from None
 
 
-api = NinjaAPI(
+class CreditPoolingAPI(NinjaAPI):
+    def create_temporal_response(self, request):
+        # ninja calls this after authentication and right before it reads the body, inside
+        # its own error handling: the one spot to refuse a body without reading it.
+        if request.method in ("POST", "PUT", "PATCH"):
+            _check_body_headers(request)
+        return super().create_temporal_response(request)
+
+
+api = CreditPoolingAPI(
     title="Unified Credit Pooling API",
     version="1",
     description=(
@@ -141,10 +152,6 @@ def invalid(request, exc: ValidationError):
         e["type"] == "missing" and e["loc"][0] == "body" and len(e["loc"]) <= 2 for e in exc.errors
     )
     if body_missing:
-        try:
-            _check_content_type(request)
-        except UnsupportedMediaType as refusal:
-            return domain_error(request, refusal)
         return _error(
             request,
             422,
