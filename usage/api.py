@@ -103,7 +103,8 @@ def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
         moment = dt.datetime.fromisoformat(moment)
         if moment.tzinfo is None or type(pk) is not int or not 0 < pk <= MAX_BIGINT:
             raise ValueError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        moment = moment.astimezone(dt.UTC)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise ValidationFailed(
             "cursor: not a cursor this API handed out.",
             [{"field": "cursor", "message": "Use the next_cursor of a previous page."}],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -14,6 +16,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict,
 from core.money import q
 
 AMOUNT_PATTERN = r"^-?[0-9]+\.[0-9]{4}$"
+ISO_DATE_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 METADATA_MAX_BYTES = 4096
 METADATA_MAX_DEPTH = 8
 
@@ -34,10 +37,18 @@ def _clean_text(value: str) -> str:
 
 
 def _iso_string_only(value: Any) -> Any:
-    # Pydantic would read a bare number as a Unix time; the API promises ISO 8601.
-    if not isinstance(value, str):
+    # Pydantic would read a number (even "1764150000") as a Unix time; the API promises ISO 8601.
+    if not isinstance(value, str) or not ISO_DATE_START.match(value):
         raise ValueError("Must be an ISO 8601 date-time string with a UTC offset.")
     return value
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    # PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 parsers accept; UTC is exact.
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("Out of range.") from None
 
 
 def _json_safe(value: Any, depth: int = 0) -> None:
@@ -64,12 +75,29 @@ def _small_json_object(value: dict) -> dict:
 
 
 Text = Annotated[str, AfterValidator(_clean_text)]
-OffsetDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_string_only)]
+OffsetDateTime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_string_only), AfterValidator(_as_utc)
+]
 Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["12.5000"])]
 
 
 class UsageEventIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "evt-0001",
+                    "office": "hq",
+                    "service": "sms",
+                    "quantity": "3",
+                    "occurred_at": "2026-11-26T09:30:00+00:00",
+                    "user": "alice",
+                    "number": "+15550100",
+                }
+            ]
+        },
+    )
 
     id: Text = Field(min_length=1, max_length=200, description="Your unique id of the event.")
     office: Text = Field(min_length=1, max_length=60, description="Office slug.")
