@@ -21,7 +21,7 @@ DB_NAME="${SCHEMATHESIS_DB:-ucp_schemathesis}"
 SERVER_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Same server and user as DATABASE_URL, but never its database: that one is dropped here.
 DB_URL="$("$PY" -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$SERVER_URL" "$DB_NAME")"
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-200}"
 SEED="${SCHEMATHESIS_SEED:-20261126}"
 
 export DATABASE_URL="$DB_URL"
@@ -74,17 +74,25 @@ KEY="$("$PY" manage.py create_api_key --company acme --name schemathesis 2>/dev/
 
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 echo "== gunicorn on 127.0.0.1:$PORT"
+# The server's log (thousands of expected 4xx lines) goes to a file, shown only on failure.
+SERVER_LOG="$(mktemp -t ucp-schemathesis-XXXXXX.log)"
 "$PY" -m gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 \
-    --log-level warning --error-logfile - &
+    --log-level warning --error-logfile - >"$SERVER_LOG" 2>&1 &
 GUNICORN_PID=$!
-trap 'kill "$GUNICORN_PID" 2>/dev/null || true; wait "$GUNICORN_PID" 2>/dev/null || true' EXIT
+cleanup() {
+    kill "$GUNICORN_PID" 2>/dev/null || true
+    wait "$GUNICORN_PID" 2>/dev/null || true
+    rm -f "$SERVER_LOG"
+}
+trap cleanup EXIT
 
 for _ in $(seq 1 60); do
     if "$PY" -c "import urllib.request as r; r.urlopen('http://127.0.0.1:$PORT/api/openapi.json', timeout=2)" 2>/dev/null; then
         break
     fi
     if ! kill -0 "$GUNICORN_PID" 2>/dev/null; then
-        echo "gunicorn exited before serving" >&2
+        echo "gunicorn exited before serving:" >&2
+        cat "$SERVER_LOG" >&2
         exit 1
     fi
     sleep 0.5
@@ -100,4 +108,8 @@ status=0
     --generation-database none \
     --request-timeout 20 \
     --no-color || status=$?
+if [[ "$status" != 0 ]]; then
+    echo "== server errors" >&2
+    grep -B2 -A40 "Traceback" "$SERVER_LOG" | head -n 300 >&2 || true
+fi
 exit "$status"
