@@ -16,7 +16,7 @@ if [[ ! -x "$PY" ]]; then
     echo "No python at $PY; set PYTHON to the virtualenv's python." >&2
     exit 2
 fi
-BIN="$(dirname "$PY")"
+BIN="$(cd "$(dirname "$PY")" && pwd)"
 DB_NAME="${SCHEMATHESIS_DB:-ucp_schemathesis}"
 SERVER_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Same server and user as DATABASE_URL, but never its database: that one is dropped here.
@@ -76,13 +76,15 @@ PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); 
 echo "== gunicorn on 127.0.0.1:$PORT"
 # The server's log (thousands of expected 4xx lines) goes to a file, shown only on failure.
 SERVER_LOG="$(mktemp -t ucp-schemathesis-XXXXXX.log)"
+# Schemathesis keeps a cache in its working directory; keep it out of the repository.
+SCRATCH="$(mktemp -d -t ucp-schemathesis-XXXXXX)"
 "$PY" -m gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 \
     --log-level warning --error-logfile - >"$SERVER_LOG" 2>&1 &
 GUNICORN_PID=$!
 cleanup() {
     kill "$GUNICORN_PID" 2>/dev/null || true
     wait "$GUNICORN_PID" 2>/dev/null || true
-    rm -f "$SERVER_LOG"
+    rm -rf "$SERVER_LOG" "$SCRATCH"
 }
 trap cleanup EXIT
 
@@ -100,14 +102,14 @@ done
 
 echo "== schemathesis (seed $SEED, at most $MAX_EXAMPLES examples per operation)"
 status=0
-"$BIN/schemathesis" run "http://127.0.0.1:$PORT/api/openapi.json" \
+(cd "$SCRATCH" && "$BIN/schemathesis" run "http://127.0.0.1:$PORT/api/openapi.json" \
     --header "Authorization: Bearer $KEY" \
     --checks not_a_server_error,response_schema_conformance \
     --seed "$SEED" \
     --max-examples "$MAX_EXAMPLES" \
     --generation-database none \
     --request-timeout 20 \
-    --no-color || status=$?
+    --no-color) || status=$?
 if [[ "$status" != 0 ]]; then
     echo "== server errors" >&2
     grep -B2 -A40 "Traceback" "$SERVER_LOG" | head -n 300 >&2 || true
