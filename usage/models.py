@@ -101,3 +101,34 @@ class UsageRecord(ImmutableModel):
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.quantity} {self.service_id} = {self.cost}"
+
+
+class ApiKey(models.Model):
+    """A company's key to the JSON API. Only a SHA-256 digest of the key is stored; the
+    key itself is shown once, when it is created, and afterwards only by its prefix."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text="What the key is for, e.g. “billing sync”.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["company_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"ucp_{self.prefix}…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

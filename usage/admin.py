@@ -1,0 +1,3 @@
+"""Admin registrations of the usage app."""
+
+from usage import admin_api_keys  # noqa: F401

@@ -1,0 +1,167 @@
+"""Usage endpoints: send a batch of usage events, list usage records for reconciliation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+
+from django.db.models import Q, prefetch_related_objects
+from ninja import Query, Router
+
+from core.errors import ValidationFailed
+from offices.models import Office
+from usage.api_schemas import (
+    ErrorOut,
+    UsageBatchIn,
+    UsageBatchOut,
+    UsageFilter,
+    UsagePageOut,
+    money,
+)
+from usage.models import Service, UsageRecord
+from usage.services import UsageEventIn, usage_ingest
+
+router = Router(tags=["usage"])
+
+ERRORS = {code: ErrorOut for code in (400, 401, 413, 415, 422)}
+MAX_BIGINT = 2**63 - 1
+
+
+def record_out(record: UsageRecord) -> dict:
+    """One usage record as the API shows it; needs office and service loaded."""
+    return {
+        "id": record.external_id,
+        "office": record.office.slug,
+        "service": record.service.code,
+        "credit_kind": record.credit_kind,
+        "quantity": money(record.quantity),
+        "rate": money(record.rate),
+        "cost": money(record.cost),
+        "split": {
+            "allowance": money(record.allowance_part),
+            "pool": money(record.pool_part),
+            "wallet": money(record.wallet_part),
+            "ai_credits": money(record.ai_part),
+            "uncovered": money(record.uncovered),
+        },
+        "period": f"{record.period:%Y-%m}",
+        "occurred_at": record.occurred_at.astimezone(dt.UTC).isoformat(),
+        "pooling_on": record.pooling_on,
+        "funding_balance_after": money(record.funding_balance_after),
+        "user": record.user_label,
+        "number": record.phone_number,
+        "metadata": record.metadata,
+        "created_at": record.created_at.astimezone(dt.UTC).isoformat(),
+    }
+
+
+@router.post(
+    "/usage-events",
+    response={200: UsageBatchOut, **ERRORS},
+    summary="Charge a batch of usage events",
+    description=(
+        "All or nothing: 1 to 1000 events; if any is invalid nothing is charged and the 422 "
+        "lists each problem by index and field. An event id already charged is not charged "
+        "again: its original charge comes back with `duplicate: true`."
+    ),
+)
+def usage_events_create(request, batch: UsageBatchIn):
+    company = request.auth.company
+    events = [
+        UsageEventIn(
+            external_id=e.id,
+            office=e.office,
+            service=e.service,
+            quantity=e.quantity,
+            occurred_at=e.occurred_at,
+            user_label=e.user,
+            phone_number=e.number,
+            metadata=e.metadata,
+        )
+        for e in batch.events
+    ]
+    ingested = usage_ingest(company=company, events=events)
+    # New records come back with office and service attached; duplicates were read back
+    # plainly, so load theirs in two queries rather than two per event.
+    prefetch_related_objects([i.record for i in ingested if i.duplicate], "office", "service")
+    out = [{**record_out(i.record), "duplicate": i.duplicate} for i in ingested]
+    duplicates = sum(1 for i in ingested if i.duplicate)
+    return {"charged": len(out) - duplicates, "duplicates": duplicates, "events": out}
+
+
+def _cursor_encode(record: UsageRecord) -> str:
+    raw = json.dumps([record.occurred_at.isoformat(), record.pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, pk = json.loads(raw)
+        moment = dt.datetime.fromisoformat(moment)
+        if moment.tzinfo is None or type(pk) is not int or not 0 < pk <= MAX_BIGINT:
+            raise ValueError
+        moment = moment.astimezone(dt.UTC)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
+        raise ValidationFailed(
+            "cursor: not a cursor this API handed out.",
+            [{"field": "cursor", "message": "Use the next_cursor of a previous page."}],
+        ) from None
+    return moment, pk
+
+
+@router.get(
+    "/usage-events",
+    response={200: UsagePageOut, **ERRORS},
+    summary="List usage records",
+    description=(
+        "The company's usage records, newest first (occurred_at, then id, descending). "
+        "Follow `next_cursor` until it is null."
+    ),
+)
+def usage_events_list(request, filters: Query[UsageFilter]):
+    company = request.auth.company
+    errors = []
+    records = UsageRecord.objects.filter(company=company)
+    if filters.office is not None:
+        office = Office.objects.filter(company=company, slug=filters.office).first()
+        if office is None:
+            errors.append({"field": "office", "message": f"No office {filters.office!r}."})
+        records = records.filter(office=office)
+    if filters.service is not None:
+        service = Service.objects.filter(code=filters.service).first()
+        if service is None:
+            errors.append({"field": "service", "message": f"No service {filters.service!r}."})
+        records = records.filter(service=service)
+    if filters.occurred_from is not None:
+        records = records.filter(occurred_at__gte=filters.occurred_from)
+    if filters.occurred_to is not None:
+        records = records.filter(occurred_at__lt=filters.occurred_to)
+    if (
+        filters.occurred_from is not None
+        and filters.occurred_to is not None
+        and filters.occurred_from > filters.occurred_to
+    ):
+        errors.append({"field": "from", "message": "Must not be after `to`."})
+    if filters.cursor:
+        try:
+            moment, pk = _cursor_decode(filters.cursor)
+        except ValidationFailed as exc:
+            errors += exc.errors
+        else:
+            records = records.filter(Q(occurred_at__lt=moment) | Q(occurred_at=moment, pk__lt=pk))
+    if errors:
+        raise ValidationFailed("Invalid filters: " + "; ".join(e["field"] for e in errors), errors)
+    page = list(
+        records.select_related("office", "service").order_by("-occurred_at", "-id")[
+            : filters.limit + 1
+        ]
+    )
+    more = len(page) > filters.limit
+    page = page[: filters.limit]
+    return {
+        "results": [record_out(r) for r in page],
+        "next_cursor": _cursor_encode(page[-1]) if more else None,
+    }
