@@ -8,6 +8,7 @@ SQLite (which stores decimals as floats) still exact for 4-place amounts.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -248,6 +249,7 @@ class _Checker:
         """  # noqa: S608
 
         def describe(batch, account_id, drawn, amount):
+            batch = uuid.UUID(str(batch)) if batch else None  # SQLite keeps bare hex
             return (
                 f"§6.2 usage batch {batch}, account {account_id}: records drew "
                 f"{_amount(drawn)} but the usage ledger entries say {_amount(amount)}"
@@ -259,18 +261,20 @@ class _Checker:
     def allowances(self) -> None:
         rwhere, rparams = self.scope("r.company_id")
         awhere, aparams = self.scope("al.company_id")
-        columns = [  # (allowance column, record aggregate)
-            ("used", "SUM(r.allowance_part)"),
-            ("cost_total", "SUM(r.cost)"),
-            ("pool_drawn", "SUM(r.pool_part)"),
-            ("wallet_drawn", "SUM(r.wallet_part)"),
-            ("ai_drawn", "SUM(r.ai_part)"),
-            ("uncovered", "SUM(r.uncovered)"),
-            ("events", "COUNT(*)"),
+        columns = [  # (allowance column, record aggregate, what the aggregate is)
+            ("used", "SUM(r.allowance_part)", "sum of its records' allowance parts"),
+            ("cost_total", "SUM(r.cost)", "sum of its records' costs"),
+            ("pool_drawn", "SUM(r.pool_part)", "sum of its records' pool parts"),
+            ("wallet_drawn", "SUM(r.wallet_part)", "sum of its records' wallet parts"),
+            ("ai_drawn", "SUM(r.ai_part)", "sum of its records' AI parts"),
+            ("uncovered", "SUM(r.uncovered)", "sum of its records' uncovered parts"),
+            ("events", "COUNT(*)", "number of its records"),
         ]
-        aggregates = ", ".join(f"{agg} AS {col}" for col, agg in columns)
-        pairs = ", ".join(f"a.{col}, s.{col}" for col, _ in columns)
-        differs = " OR ".join(_ne(f"COALESCE(a.{c}, 0)", f"COALESCE(s.{c}, 0)") for c, _ in columns)
+        aggregates = ", ".join(f"{agg} AS {col}" for col, agg, _ in columns)
+        pairs = ", ".join(f"a.{col}, s.{col}" for col, _, _ in columns)
+        differs = " OR ".join(
+            _ne(f"COALESCE(a.{c}, 0)", f"COALESCE(s.{c}, 0)") for c, _, _ in columns
+        )
         sql = f"""
             WITH sums AS (
                 SELECT r.office_id, r.credit_kind AS kind, r.period, {aggregates}
@@ -300,11 +304,12 @@ class _Checker:
             used = _amount(values[0])
             if used > _amount(included) or used < 0:
                 problems.append(f"used {used} is outside 0…included {_amount(included)}")
-            for i, (col, _) in enumerate(columns):
+            for i, (col, _, what) in enumerate(columns):
                 stored, actual = _amount(values[2 * i]), _amount(values[2 * i + 1])
+                if col == "events":
+                    stored, actual = int(stored), int(actual)
                 if stored != actual:
-                    what = "allowance parts" if col == "used" else col
-                    problems.append(f"{col} {stored} ≠ sum of its records' {what} {actual}")
+                    problems.append(f"{col} {stored} ≠ {what} {actual}")
             return f"§6.3 {label} (id {pk}): " + "; ".join(problems)
 
         self.violations(sql, rparams + aparams, describe)

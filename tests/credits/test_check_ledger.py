@@ -126,7 +126,7 @@ def test_a_tampered_usage_split_is_caught(busy):
     assert any(
         v.startswith(f"§6.3 allowance of office {record.office_id} standard")
         and "used 100.0000 ≠ sum of its records' allowance parts 99.0000" in v
-        and "pool_drawn 53.0000 ≠ sum of its records' pool_drawn 54.0000" in v
+        and "pool_drawn 53.0000 ≠ sum of its records' pool parts 54.0000" in v
         for v in violations
     ), violations
     assert any(
@@ -138,15 +138,22 @@ def test_a_tampered_usage_split_is_caught(busy):
     failing_check()
 
 
-def test_a_broken_allowance_rollup_is_caught(busy):
-    # given
+@pytest.mark.parametrize(
+    "column, says",
+    [
+        ("wallet_drawn", "wallet_drawn 21.0000 ≠ sum of its records' wallet parts 20.0000"),
+        ("cost_total", "cost_total 123.0000 ≠ sum of its records' costs 122.0000"),
+        ("events", "events 3 ≠ number of its records 2"),
+    ],
+)
+def test_a_broken_allowance_rollup_is_caught(busy, column, says):
+    # given: austin's standard allowance (w1 and p2) gets one more than its records
     allowance = Allowance.objects.get(office__slug="austin", kind="standard")
-    Allowance.objects.filter(pk=allowance.pk).update(wallet_drawn=F("wallet_drawn") + 1)
+    Allowance.objects.filter(pk=allowance.pk).update(**{column: F(column) + 1})
     # then
     assert ledger_violations() == [
         f"§6.3 allowance of office {allowance.office_id} standard "
-        f"{allowance.period:%Y-%m} (id {allowance.pk}): wallet_drawn 21.0000 ≠ sum of its "
-        "records' wallet_drawn 20.0000"
+        f"{allowance.period:%Y-%m} (id {allowance.pk}): {says}"
     ]
 
 
