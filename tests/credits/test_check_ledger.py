@@ -15,6 +15,7 @@ from django.db.models import F
 from credits.checks import ledger_check, ledger_violations
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.services import credits_purchase, pooling_set
+from offices.models import Company
 from tests.factories import company_factory, event
 from usage.models import UsageRecord
 from usage.services import usage_ingest
@@ -274,3 +275,15 @@ def test_company_option_checks_only_that_company(busy, services):
     assert "§6.1 account" in failing_check("--company", "acme")
     with pytest.raises(CommandError, match="No company with slug 'nope'"):
         run_check("--company", "nope")
+
+
+def test_pooling_flag_flipped_behind_the_toggles_back_is_caught(busy):
+    # given: the flag set directly, without the pooling toggle (no transfer, no audit record)
+    Company.objects.filter(pk=busy.pk).update(pooling_enabled=True)
+    # then: hq's wallet still holds what was left in the pool (10 + 50 − 55), and the
+    # audit trail disagrees
+    violations = ledger_violations()
+    assert violations == [
+        "§6.7 company acme: pooling is on but the hq wallet holds 5.0000",
+        "§4 company acme: pooling is on but its latest pooling change record says otherwise",
+    ]
