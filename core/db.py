@@ -3,6 +3,11 @@
 Lock order everywhere: company row → accounts in pk order → allowance rows in pk order.
 Usage takes the company row in SHARE mode (many batches at once), the pooling toggle
 takes it exclusively, so a batch sees the pooling state either before or after a toggle.
+
+On PostgreSQL a transaction-scoped advisory lock on the company is taken first, in the
+same mode. Row share locks let new sharers in while an exclusive locker waits, so steady
+usage traffic could keep the pooling toggle waiting forever; advisory locks queue fairly
+(a new sharer waits behind a waiting exclusive request).
 """
 
 from __future__ import annotations
@@ -15,10 +20,19 @@ from django.db import IntegrityError, OperationalError, connection
 
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 COMPANY_SHARE_LOCK_SQL = "SELECT * FROM offices_company WHERE id = %s FOR SHARE"
+COMPANY_LOCK_SPACE = 7301  # first key of pg_advisory_xact_lock(int, int): "company"
+ADVISORY_LOCK_SQL = {
+    True: "SELECT pg_advisory_xact_lock(%s, %s)",
+    False: "SELECT pg_advisory_xact_lock_shared(%s, %s)",
+}
 
 
 def lock_company(company_id: int, *, exclusive: bool):
     from offices.models import Company
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(ADVISORY_LOCK_SQL[exclusive], [COMPANY_LOCK_SPACE, company_id])
 
     if exclusive or connection.vendor != "postgresql":
         # SQLite ignores row locks; its IMMEDIATE transactions already serialize writers.

@@ -14,6 +14,12 @@ class ImmutableQuerySet(models.QuerySet):
     def delete(self):
         raise ImmutableError(f"{self.model.__name__} rows are append-only; add a correction.")
 
+    def bulk_create(self, objs, *args, **kwargs):
+        # An upsert (INSERT … ON CONFLICT DO UPDATE) would rewrite the stored row.
+        if kwargs.get("update_conflicts"):
+            raise ImmutableError(f"{self.model.__name__} rows are append-only; no upserts.")
+        return super().bulk_create(objs, *args, **kwargs)
+
     # Django's bulk_update goes through QuerySet.update, so it is refused as well.
 
 
@@ -22,11 +28,21 @@ class ImmutableModel(models.Model):
 
     class Meta:
         abstract = True
+        # Django's own machinery (and `Model._base_manager`) uses the base manager; make it
+        # the refusing one too. Subclasses inherit it even with a Meta of their own.
+        base_manager_name = "objects"
 
     def save(self, *args, **kwargs):
-        if not self._state.adding:
+        if (
+            not self._state.adding
+            or args
+            or kwargs.get("force_update")
+            or kwargs.get("update_fields") is not None
+        ):
             raise ImmutableError(f"{type(self).__name__} rows are append-only; add a correction.")
-        super().save(*args, **kwargs)
+        # Always INSERT: a new instance carrying a stored pk must not turn into an UPDATE.
+        kwargs["force_insert"] = True
+        super().save(**kwargs)
 
     def delete(self, *args, **kwargs):
         raise ImmutableError(f"{type(self).__name__} rows are append-only; add a correction.")
