@@ -7,9 +7,10 @@ import datetime as dt
 from decimal import Decimal
 
 import factory
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from offices.models import AddOn, Company, CreditKind, Office, Plan
+from offices.roles import customer_care_group_ensure
 from offices.services import company_create, membership_grant, office_create
 from usage.models import Service, Unit
 from usage.services import UsageEventIn
@@ -94,7 +95,7 @@ def office_factory(*, company: Company, slug: str, plan: Plan | None = None) -> 
 
 def customer_care_user(username: str = "care") -> User:
     user = UserFactory(username=username, is_staff=True)
-    user.groups.add(Group.objects.get(name="Customer Care"))
+    user.groups.add(customer_care_group_ensure())
     return User.objects.get(pk=user.pk)  # fresh permission cache
 
 

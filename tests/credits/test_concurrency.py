@@ -23,7 +23,7 @@ from usage.services import usage_ingest
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="row locks and real concurrency need PostgreSQL"
     ),

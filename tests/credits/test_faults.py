@@ -18,7 +18,7 @@ from tests.factories import event
 from usage.models import UsageRecord
 from usage.services import usage_ingest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class DeadlockDetected(Exception):

@@ -1,0 +1,51 @@
+"""The Customer Care staff role: a group holding the pooling permission and what customer
+care needs in the admin (SPEC §5). Data migrations create it; `customer_care_group_ensure`
+restores it where a test database was flushed."""
+
+from django.contrib.auth.models import Group, Permission
+
+CUSTOMER_CARE_GROUP = "Customer Care"
+
+CUSTOMER_CARE_PERMISSIONS = {
+    "offices": {
+        "company": ["view", "add", "change", "pooling"],
+        "office": ["view", "add", "change"],
+        "officeaddon": ["view", "add", "change", "delete"],
+        "plan": ["view", "add", "change"],
+        "addon": ["view", "add", "change"],
+        "membership": ["view", "add", "change", "delete"],
+    },
+    "credits": {
+        "account": ["view"],
+        "ledgerentry": ["view", "add"],
+        "allowance": ["view"],
+        "poolingchange": ["view"],
+    },
+    "usage": {
+        "service": ["view", "add", "change"],
+        "usagerecord": ["view"],
+        "apikey": ["view", "add", "change"],
+    },
+    "auth": {"user": ["view", "add", "change"]},
+    "admin": {"logentry": ["view"]},
+}
+
+
+def customer_care_codenames() -> list[tuple[str, str]]:
+    wanted = []
+    for app_label, models in CUSTOMER_CARE_PERMISSIONS.items():
+        for model, actions in models.items():
+            for action in actions:
+                codename = "change_pooling" if action == "pooling" else f"{action}_{model}"
+                wanted.append((app_label, codename))
+    return wanted
+
+
+def customer_care_group_ensure() -> Group:
+    """Create the group if missing and give it every customer-care permission."""
+    group, _ = Group.objects.get_or_create(name=CUSTOMER_CARE_GROUP)
+    for app_label, codename in customer_care_codenames():
+        group.permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return group
