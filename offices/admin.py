@@ -11,6 +11,7 @@ import uuid
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.options import get_content_type_for_model
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
@@ -47,14 +48,18 @@ def log_pooling_change(*, user, company: Company, change: PoolingChange) -> LogE
     moved = "; ".join(f"{m['from']} → {m['to']}: {m['amount']}" for m in change.moves)
     message = (
         f"Pooling turned {'on' if change.enabled else 'off'}. Reason: {change.reason}"
-        f" Moved {change.amount_moved} credits" + (f" ({moved})." if moved else ".")
+        f" — moved {change.amount_moved} credits" + (f" ({moved})." if moved else ".")
     )
-    return LogEntry.objects.log_actions(
+    # Built by hand so the entry takes the (possibly simulated) current time: LogEntry's
+    # own default captured timezone.now at import.
+    return LogEntry.objects.create(
         user_id=user.pk,
-        queryset=[company],
+        content_type_id=get_content_type_for_model(company).pk,
+        object_id=str(company.pk),
+        object_repr=str(company)[:200],
         action_flag=CHANGE,
         change_message=message,
-        single_object=True,
+        action_time=timezone.now(),
     )
 
 
