@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.forms import MultiWidget
 
 from tests.factories import UserFactory
 
@@ -37,9 +38,13 @@ def form_data(response) -> dict:
     data = {}
 
     def put(form, prefix_fn=lambda n: n):
-        for name in form.fields:
+        for name, field in form.fields.items():
             value = form[name].value()
             if value is None or value is False:
+                continue
+            if isinstance(field.widget, MultiWidget):
+                for i, part in enumerate(field.widget.decompress(value)):
+                    data[f"{prefix_fn(name)}_{i}"] = part
                 continue
             data[prefix_fn(name)] = "on" if value is True else value
 

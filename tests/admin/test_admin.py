@@ -546,3 +546,19 @@ def test_add_credits_needs_the_ledger_permission(client, staff_factory, company)
     response = add_credits(client, company, office=austin.pk, amount="10", memo="m")
     assert response.status_code == 403
     assert not LedgerEntry.objects.exists()
+
+
+def test_customer_care_cannot_grant_rights_to_staff_accounts(care_client, care):
+    # given: care may edit users, but is not a superuser
+    url = reverse("admin:auth_user_change", args=[care.pk])
+    response = care_client.get(url)
+    assert response.status_code == 200
+    assert 'name="is_superuser"' not in response.content.decode()
+    # when: a forged form makes care a superuser
+    data = form_data(response)
+    data.update({"is_superuser": "on", "first_name": "Casey"})
+    response = care_client.post(url, data)
+    # then: the harmless change is saved, the right is not
+    assert response.status_code == 302
+    care.refresh_from_db()
+    assert care.first_name == "Casey" and not care.is_superuser
