@@ -13,6 +13,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import get_content_type_for_model
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
@@ -41,6 +43,10 @@ from offices.services import company_create, membership_grant, office_addon_set,
 from usage.services import period_of
 
 ADD_CREDITS_PERMISSION = "credits.add_ledgerentry"
+
+admin.site.site_header = "Unified Credit Pooling — administration"
+admin.site.site_title = "Unified Credit Pooling admin"
+admin.site.index_title = "Customer care"
 
 
 def log_pooling_change(*, user, company: Company, change: PoolingChange) -> LogEntry:
@@ -91,6 +97,11 @@ class OfficeInline(admin.TabularInline):
 
     def get_extra(self, request, obj=None, **kwargs):
         return 0 if obj else 1
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "is_primary":
+            kwargs["label"] = "Primary"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan")
@@ -208,7 +219,10 @@ class CompanyAdmin(admin.ModelAdmin):
             rows.append((label, f"{account.balance:,}", note))
         period = period_of(timezone.now(), obj.tz)
         uncovered = sum(
-            Allowance.objects.filter(company=obj, period=period).values_list("uncovered", flat=True)
+            Allowance.objects.filter(company=obj, period=period).values_list(
+                "uncovered", flat=True
+            ),
+            ZERO,
         )
         rows.append((f"Uncovered overage in {period:%B %Y}", f"{uncovered:,}", "not funded"))
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
@@ -642,6 +656,26 @@ class MembershipAdmin(admin.ModelAdmin):
         obj.pk = created.pk
         obj.role = created.role
         obj._state.adding = False
+
+
+# Staff accounts ---------------------------------------------------------------------
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffUserAdmin(UserAdmin):
+    """Only superusers hand out rights: other staff who may edit users (customer care)
+    cannot make anyone — themselves included — a superuser or grant permissions."""
+
+    RIGHTS = ("is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser or obj is None:
+            return readonly
+        return (*readonly, *self.RIGHTS)
 
 
 # The admin audit trail ---------------------------------------------------------------
