@@ -12,11 +12,11 @@ from django.urls import reverse
 from core.errors import DomainError
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.services import credits_purchase, pooling_set
-from offices.models import Company, Membership, Office, Role
+from offices.models import Company, CreditKind, Membership, Office, OfficeAddOn, Role
 from tests.admin.conftest import form_data
-from tests.factories import PlanFactory, company_admin, event
-from usage.models import UsageRecord
-from usage.services import usage_ingest
+from tests.factories import AddOnFactory, PlanFactory, company_admin, event
+from usage.models import Service, UsageRecord
+from usage.services import included_credits, usage_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -562,3 +562,48 @@ def test_customer_care_cannot_grant_rights_to_staff_accounts(care_client, care):
     assert response.status_code == 302
     care.refresh_from_db()
     assert care.first_name == "Casey" and not care.is_superuser
+
+
+def test_office_add_ons_are_set_on_the_office_page(care_client, company):
+    # given: an add-on worth 50 standard credits a month
+    addon = AddOnFactory(code="sms-bundle")
+    austin = company.offices.get(slug="austin")
+    url = reverse("admin:offices_office_change", args=[austin.pk])
+    data = form_data(care_client.get(url))
+    # when: austin gets two of them
+    data.update(
+        {
+            "office_addons-TOTAL_FORMS": "1",
+            "office_addons-0-addon": str(addon.pk),
+            "office_addons-0-quantity": "2",
+        }
+    )
+    response = care_client.post(url, data)
+    # then: its allowance includes them
+    assert response.status_code == 302
+    assert OfficeAddOn.objects.get(office=austin, addon=addon).quantity == 2
+    assert included_credits(austin, CreditKind.STANDARD) == Decimal("200")
+
+
+def test_service_rates_are_edited_in_the_list_and_old_records_keep_their_rate(care_client, company):
+    # given: 10 SMS charged at 1 credit each
+    usage_ingest(company=company, events=[event("e1", quantity="10")])
+    url = reverse("admin:usage_service_changelist")
+    formset = care_client.get(url).context["cl"].formset
+    data = {"_save": "Save"}
+    management = formset.management_form
+    data.update({management.add_prefix(n): management[n].value() for n in management.fields})
+    for form in formset.forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value not in (None, False):
+                data[form.add_prefix(name)] = "on" if value is True else value
+        if form.instance.code == "sms":
+            data[form.add_prefix("rate")] = "1.5"
+    # when: the SMS rate is raised in the list
+    response = care_client.post(url, data)
+    # then: the new rate is stored, the charged record keeps the old one
+    assert response.status_code == 302
+    assert Service.objects.get(code="sms").rate == Decimal("1.5")
+    record = UsageRecord.objects.get(external_id="e1")
+    assert (record.rate, record.cost) == (Decimal("1"), Decimal("10"))
