@@ -14,7 +14,7 @@ from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEnt
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company, CreditKind, Membership, Office, OfficeAddOn, Role
 from tests.admin.conftest import form_data
-from tests.factories import AddOnFactory, PlanFactory, company_admin, event
+from tests.factories import AddOnFactory, PlanFactory, company_admin, company_factory, event
 from usage.models import Service, UsageRecord
 from usage.services import included_credits, usage_ingest
 
@@ -607,3 +607,28 @@ def test_service_rates_are_edited_in_the_list_and_old_records_keep_their_rate(ca
     assert Service.objects.get(code="sms").rate == Decimal("1.5")
     record = UsageRecord.objects.get(external_id="e1")
     assert (record.rate, record.cost) == (Decimal("1"), Decimal("10"))
+
+
+def test_add_credits_refuses_another_companys_office_and_huge_amounts(care_client, company):
+    other = company_factory(slug="globex")
+    response = add_credits(
+        care_client, company, office=other.offices.get().pk, amount="10", memo="m"
+    )
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.context["form"].errors["office"][0]
+    austin = company.offices.get(slug="austin")
+    response = add_credits(care_client, company, office=austin.pk, amount="5000000", memo="m")
+    assert response.status_code == 400
+    assert "At most" in response.context["form"].errors["amount"][0]
+    assert not LedgerEntry.objects.exists()
+
+
+@pytest.mark.parametrize("suffix", ["pooling", "credits"])
+def test_company_tools_answer_404_for_unknown_companies_and_send_anonymous_to_login(
+    client, care_client, suffix
+):
+    assert care_client.get(f"/admin/offices/company/999999/{suffix}/").status_code == 404
+    assert care_client.get(f"/admin/offices/company/abc/{suffix}/").status_code == 404
+    client.logout()
+    response = client.get(f"/admin/offices/company/1/{suffix}/")
+    assert response.status_code == 302 and "/admin/login/" in response.url
