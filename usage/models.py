@@ -1,8 +1,10 @@
 """What generates usage (services and their rates) and the usage records it produced."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 
 from core.immutable import ImmutableModel
 from offices.models import Company, CreditKind, Office, credits_field
@@ -33,6 +35,10 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+PARTS_SUM = F("allowance_part") + F("pool_part") + F("wallet_part") + F("ai_part") + F("uncovered")
+HALF_UNIT = Value(Decimal("0.00005"), output_field=models.DecimalField())
 
 
 class UsageRecord(ImmutableModel):
@@ -82,14 +88,10 @@ class UsageRecord(ImmutableModel):
                 & Q(quantity__gt=0),
                 name="usage_parts_nonneg",
             ),
+            # Within half a unit of the 4th place: exact on PostgreSQL's numeric, and it
+            # survives SQLite, which stores decimals as floats (0.1 + 0.2 != 0.3 there).
             models.CheckConstraint(
-                condition=Q(
-                    cost=F("allowance_part")
-                    + F("pool_part")
-                    + F("wallet_part")
-                    + F("ai_part")
-                    + F("uncovered")
-                ),
+                condition=Q(cost__gt=PARTS_SUM - HALF_UNIT) & Q(cost__lt=PARTS_SUM + HALF_UNIT),
                 name="usage_parts_sum_to_cost",
             ),
         ]
