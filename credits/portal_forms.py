@@ -50,6 +50,7 @@ class AddCreditsForm(forms.Form):
         self.fields["amount"].help_text = f"Between {self.minimum:,} and {self.maximum:,} credits."
         self.fields["amount"].widget.attrs.update(min=str(self.minimum), max=str(self.maximum))
         self.fields["office"].queryset = scope.offices()
+        self.fields["office"].label_from_instance = lambda office: office.name
         if self.pooling_on:
             # Standard credits go to the shared pool while pooling is on.
             del self.fields["office"]

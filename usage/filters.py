@@ -87,6 +87,13 @@ class UsageFilter(django_filters.FilterSet):
         self.filters["office"].queryset = scope.offices()
         self.tz = scope.company.tz
 
+    @property
+    def form(self):
+        form = super().form
+        # Office.__str__ names the company (a query per option); the name is enough here.
+        form.fields["office"].label_from_instance = lambda office: office.name
+        return form
+
     def _start_of(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)
 

@@ -92,3 +92,35 @@ def acme_usage(acme, care):
 def login(client, user: User):
     client.force_login(user)
     return client
+
+
+def cell(html: str, row_marker: str, css: str) -> str:
+    """Text of the first cell with class `css` in the table row marked `row_marker`
+    (e.g. data-office="austin")."""
+    import re
+
+    start = html.index(row_marker)
+    row = html[start : html.index("</tr>", start)]
+    match = re.search(rf'class="num {css}[^"]*">([^<]*)<', row)
+    assert match, f"no {css} cell in row {row_marker}"
+    return match.group(1).strip()
+
+
+def by_id(html: str, element_id: str) -> str:
+    """Text content (tags stripped) of the element with this id, up to its closing tag."""
+    import re
+
+    match = re.search(rf'<(\w+)[^>]*id="{element_id}"[^>]*>', html)
+    assert match, f"no element #{element_id}"
+    tag = match.group(1)
+    end = html.index(f"</{tag}>", match.end())
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html[match.end() : end])).strip()
+
+
+def row_text(html: str, row_marker: str) -> str:
+    """Text (tags stripped) of the table row marked `row_marker`."""
+    import re
+
+    start = html.index(row_marker)
+    row = html[start : html.index("</tr>", start)]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
