@@ -79,8 +79,8 @@ def test_ai_agent_credits_shown_apart_and_not_shared(client, acme, care, acme_ad
 
 
 def test_offices_without_usage_show_plan_and_addon_credits(client, acme, acme_admin):
-    from tests.factories import AddOnFactory
     from offices.services import office_addon_set
+    from tests.factories import AddOnFactory
 
     berlin = acme.offices.get(slug="berlin")
     office_addon_set(office=berlin, addon=AddOnFactory(code="extra"), quantity=2)

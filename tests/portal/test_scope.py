@@ -1,8 +1,8 @@
 """The one selector that decides what a portal user may see."""
 
 from offices.selectors import portal_scope_for
-from tests.factories import UserFactory, company_factory
 from offices.services import membership_grant
+from tests.factories import UserFactory, company_factory
 
 
 def test_company_admin_sees_every_office(acme, acme_admin):
