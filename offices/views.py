@@ -6,11 +6,12 @@ from decimal import Decimal
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import DomainError
 from credits.models import AccountKind
 from credits.selectors import billing_period, office_rows, visible_accounts
 from offices.selectors import PortalScope, portal_scope_for
@@ -30,7 +31,16 @@ class PortalMixin:
         if scope is None:
             raise PermissionDenied("Your account has no role in a company's portal.")
         self.scope = scope
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except DomainError as error:
+            # The one place where a refused business rule becomes an HTTP answer on a page.
+            return render(
+                request,
+                "error.html",
+                {"message": error.message, "scope": scope, "status": error.status_code},
+                status=error.status_code,
+            )
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -50,8 +60,8 @@ class HomeView(PortalMixin, View):
         return redirect("portal:office", slug=office.slug)
 
 
-CHART_WIDTH = 600
-CHART_HEIGHT = 180
+CHART_WIDTH = 900
+CHART_HEIGHT = 200
 CHART_LEFT = 48  # room for the axis labels
 CHART_BOTTOM = 20
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
+from django.core.paginator import EmptyPage
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
 from django_filters.views import FilterView
@@ -19,6 +19,22 @@ from usage.selectors import usage_history_for, usage_totals
 from usage.tables import UsageTable
 
 PER_PAGE = 25
+MAX_PAGE = 100_000
+
+
+class UsagePaginator(LazyPaginator):
+    """Looks one row ahead instead of counting; a fixed page size whatever ?per_page
+    says, and page numbers past any real history served as the first page (an offset
+    beyond bigint would otherwise fail in the database)."""
+
+    def __init__(self, object_list, per_page, **kwargs):
+        super().__init__(object_list, PER_PAGE, **kwargs)
+
+    def validate_number(self, number):
+        number = super().validate_number(number)
+        if number > MAX_PAGE:
+            raise EmptyPage("That page number is too large.")
+        return number
 
 
 class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
@@ -26,7 +42,7 @@ class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
     table_class = UsageTable
     filterset_class = UsageFilter
     # Never COUNT(*) the whole history to paginate: look one row ahead instead.
-    table_pagination = {"per_page": PER_PAGE, "paginator_class": LazyPaginator}
+    table_pagination = {"per_page": PER_PAGE, "paginator_class": UsagePaginator}
 
     def get_queryset(self):
         return usage_history_for(self.scope)
@@ -78,7 +94,7 @@ class UsageExportView(PortalMixin, View):
         response = StreamingHttpResponse(
             usage_csv_rows(filterset.qs, self.scope.company.tz), content_type="text/csv"
         )
-        stamp = dt.date.today().isoformat()
+        stamp = timezone.localdate(timezone=self.scope.company.tz).isoformat()
         response["Content-Disposition"] = (
             f'attachment; filename="usage-{self.scope.company.slug}-{stamp}.csv"'
         )

@@ -5,6 +5,7 @@ import csv
 import datetime as dt
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,10 @@ from tests.browser.conftest import login
 from tests.factories import company_admin, company_factory, event, office_admin
 from usage.services import usage_ingest
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.fixture
@@ -29,14 +33,37 @@ def acme(services, care):
     usage_ingest(
         company=company,
         events=[
-            event("a-old", office="austin", quantity="90", occurred_at=earlier,
-                  user_label="Ann", phone_number="+15550001"),
-            event("a-new", office="austin", quantity="40", occurred_at=now - dt.timedelta(minutes=5),
-                  user_label="Ann", phone_number="+15550001"),
-            event("b-new", office="berlin", quantity="25", occurred_at=now - dt.timedelta(minutes=4),
-                  user_label="Bea", phone_number="+4930111"),
-            event("h-ai", office="hq", service="ai_agent", quantity="2",
-                  occurred_at=now - dt.timedelta(minutes=3)),
+            event(
+                "a-old",
+                office="austin",
+                quantity="90",
+                occurred_at=earlier,
+                user_label="Ann",
+                phone_number="+15550001",
+            ),
+            event(
+                "a-new",
+                office="austin",
+                quantity="40",
+                occurred_at=now - dt.timedelta(minutes=5),
+                user_label="Ann",
+                phone_number="+15550001",
+            ),
+            event(
+                "b-new",
+                office="berlin",
+                quantity="25",
+                occurred_at=now - dt.timedelta(minutes=4),
+                user_label="Bea",
+                phone_number="+4930111",
+            ),
+            event(
+                "h-ai",
+                office="hq",
+                service="ai_agent",
+                quantity="2",
+                occurred_at=now - dt.timedelta(minutes=3),
+            ),
         ],
     )
     return company
@@ -82,7 +109,7 @@ def test_company_admin_reads_balance_filters_usage_and_downloads_csv(
     # when: they download the CSV of that filter
     with page.expect_download() as download_info:
         page.locator("#export-link").click()
-    content = open(download_info.value.path(), encoding="utf-8").read()
+    content = Path(download_info.value.path()).read_text(encoding="utf-8")
     exported = list(csv.DictReader(io.StringIO(content)))
     # then: the file holds exactly the filtered rows
     assert [r["event_id"] for r in exported] == ["a-new"]
@@ -98,7 +125,11 @@ def test_company_admin_reads_balance_filters_usage_and_downloads_csv(
     page.get_by_role("button", name="Record purchase").click()
     page.wait_for_url(re.compile(r"/balance/$"))
     assert "720.00" in page.locator("#pool-balance").inner_text()
+    assert "+250.00" in page.locator("#activity-table").inner_text()
     screenshot("balance-after-purchase")
+    # and the balance stays readable on a tablet
+    page.set_viewport_size({"width": 820, "height": 1180})
+    screenshot("balance-tablet")
 
 
 def test_office_admin_cannot_reach_another_office(live_server, page, screenshot, acme):

@@ -98,3 +98,26 @@ def test_pages_need_no_inline_script_or_style(client, acme_usage, acme_admin, ur
     assert "<script" not in html
     assert 'style="' not in html and "<style" not in html
     assert "default-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_domain_errors_become_their_status_with_a_message(client, acme, acme_admin, monkeypatch):
+    from core.errors import Conflict
+
+    def conflict(scope):
+        raise Conflict("The balance is being recalculated; try again.")
+
+    monkeypatch.setattr("credits.views.balance_overview", conflict)
+    login(client, acme_admin)
+    response = client.get("/balance/")
+    assert response.status_code == 409
+    assert "being recalculated" in response.content.decode()
+
+
+def test_repeated_failed_logins_show_the_lockout_page(client, acme_admin, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "acme-admin", "password": "wrong"})
+    response = client.post(
+        "/accounts/login/", {"username": "acme-admin", "password": "pw-Secret-123"}
+    )
+    assert "Too many failed log-ins" in response.content.decode()
+    assert client.get("/balance/").status_code == 302  # still not logged in

@@ -140,3 +140,20 @@ def test_no_role_user_cannot_post(client, acme, no_role_user, offices):
     data = {"amount": "5", "office": offices["hq"].pk, "token": "a" * 32, "confirm": "1"}
     assert client.post("/credits/add/", data).status_code == 403
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_refusal_from_the_service_is_shown_on_the_form(
+    client, acme, acme_admin, offices, monkeypatch
+):
+    from core.errors import ValidationFailed
+
+    def refuse(**kwargs):
+        raise ValidationFailed("office: pooling changed while you were typing.")
+
+    monkeypatch.setattr("credits.views.credits_purchase", refuse)
+    login(client, acme_admin)
+    data = {"amount": "5", "office": offices["hq"].pk, "token": token_of(client), "confirm": "1"}
+    response = client.post("/credits/add/", data)
+    assert response.status_code == 200
+    assert "pooling changed while you were typing" in response.content.decode()
+    assert not LedgerEntry.objects.exists()

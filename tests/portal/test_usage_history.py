@@ -115,6 +115,8 @@ def test_office_choices_are_limited_to_the_users_offices(client, acme_usage, aus
         ("credit_kind=gold", "Select a valid choice"),
         ("funded_by=magic", "Select a valid choice"),
         ("service=0", "Select a valid choice"),
+        ("q=%00", "Null characters are not allowed"),
+        ("q=" + "x" * 101, "at most 100 characters"),
     ],
 )
 def test_bad_filter_values_show_a_form_error(client, acme_usage, acme_admin, query, message):
@@ -136,12 +138,23 @@ def test_unknown_sort_is_reported_not_a_crash(client, acme_usage, acme_admin):
     assert rows_of(html) == 4
 
 
-@pytest.mark.parametrize("page", ["abc", "0", "-1", "999"])
+@pytest.mark.parametrize("page", ["abc", "0", "-1", "999", "99999999999999999999999", "1.5"])
 def test_bad_page_numbers_show_the_first_page(client, acme_usage, acme_admin, page):
     login(client, acme_admin)
     response = client.get(f"/usage/?page={page}")
     assert response.status_code == 200
     assert rows_of(response.content.decode()) == 4
+
+
+@pytest.mark.parametrize("per_page", ["100000", "0", "-3", "x"])
+def test_page_size_cannot_be_changed_from_the_url(client, acme, acme_admin, per_page):
+    usage_ingest(
+        company=acme, events=[event(f"e{i}", occurred_at=recent(i + 1)) for i in range(30)]
+    )
+    login(client, acme_admin)
+    response = client.get(f"/usage/?per_page={per_page}")
+    assert response.status_code == 200
+    assert rows_of(response.content.decode()) == 25
 
 
 def test_sorting_by_cost(client, acme_usage, acme_admin):
