@@ -92,9 +92,33 @@ def office_factory(*, company: Company, slug: str, plan: Plan | None = None) -> 
     return office_create(company=company, name=slug.title(), slug=slug, plan=plan or PlanFactory())
 
 
+def customer_care_group() -> Group:
+    """The group the data migration creates. A transactional test flushes every table
+    afterwards (post_migrate brings back permissions, not data), so it is rebuilt here
+    from the migration's own list when missing."""
+    group = Group.objects.filter(name="Customer Care").first()
+    if group is not None:
+        return group
+    from importlib import import_module
+
+    from django.contrib.auth.models import Permission
+
+    migration = import_module("credits.migrations.0002_append_only_and_customer_care")
+    wanted = [("offices", "change_pooling")]
+    for app_label, models in migration.CUSTOMER_CARE_PERMISSIONS.items():
+        for model, actions in models.items():
+            wanted += [(app_label, f"{action}_{model}") for action in actions]
+    group = Group.objects.create(name="Customer Care")
+    for app_label, codename in wanted:
+        group.permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return group
+
+
 def customer_care_user(username: str = "care") -> User:
     user = UserFactory(username=username, is_staff=True)
-    user.groups.add(Group.objects.get(name="Customer Care"))
+    user.groups.add(customer_care_group())
     return User.objects.get(pk=user.pk)  # fresh permission cache
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from credits.services import credits_purchase, pooling_set
+from offices.templatetags.portal_format import credits
 from tests.browser.conftest import login
-from tests.factories import company_admin, company_factory, event, office_admin
+from tests.factories import UserFactory, company_admin, company_factory, event, office_admin
+from usage.models import UsageRecord
 from usage.services import usage_ingest
 
 pytestmark = [
@@ -91,33 +93,41 @@ def test_company_admin_reads_balance_filters_usage_and_downloads_csv(
     assert page.locator("svg rect.seg-funded").count() >= 1
     screenshot("office")
 
-    # when: they filter usage by office and by today's date
+    # when: they filter usage by office and by the day of austin's latest event
+    day = UsageRecord.objects.get(external_id="a-new").occurred_at.date()
+    expected = list(
+        UsageRecord.objects.filter(office__slug="austin", occurred_at__date=day).order_by(
+            "-occurred_at"
+        )
+    )
     page.get_by_role("link", name="Usage", exact=True).click()
     page.get_by_label("Office", exact=True).select_option(label="Austin")
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    page.get_by_label("From", exact=True).fill(today)
-    page.get_by_label("To", exact=True).fill(today)
+    page.get_by_label("From", exact=True).fill(day.isoformat())
+    page.get_by_label("To", exact=True).fill(day.isoformat())
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"office="))
     screenshot("usage-filtered")
-    # then: only austin's event of today, with its total
+    # then: only austin's events of that day, with their total
     rows = page.locator("table.usage-table tbody tr")
-    assert rows.count() == 1
-    assert "Austin" in rows.first.inner_text()
-    assert page.locator("#total-cost").inner_text() == "40.00"
+    assert rows.count() == len(expected) >= 1
+    assert all("Austin" in text for text in rows.all_inner_texts())
+    assert page.locator("#total-cost").inner_text() == credits(sum(r.cost for r in expected))
 
     # when: they download the CSV of that filter
     with page.expect_download() as download_info:
         page.locator("#export-link").click()
     content = Path(download_info.value.path()).read_text(encoding="utf-8")
     exported = list(csv.DictReader(io.StringIO(content)))
-    # then: the file holds exactly the filtered rows
-    assert [r["event_id"] for r in exported] == ["a-new"]
+    # then: the file holds exactly the filtered rows, with their split
+    assert [r["event_id"] for r in exported] == [r.external_id for r in expected]
+    latest = exported[0]
+    assert latest["event_id"] == "a-new"
     # 90 of austin's 100 allowance went earlier, so 10 from the allowance, 30 from the pool
-    assert exported[0]["allowance"] == "10.0000" and exported[0]["pool"] == "30.0000"
+    assert latest["allowance"] == "10.0000" and latest["pool"] == "30.0000"
 
     # and the add-credits page renders with its summary step
     page.get_by_role("link", name="Add credits").first.click()
+    screenshot("add-credits")
     page.get_by_label("Credits to add").fill("250")
     page.get_by_role("button", name="Review purchase").click()
     assert "250.00" in page.locator("#purchase-summary").inner_text()
@@ -155,6 +165,13 @@ def test_other_tenant_and_no_role_pages(live_server, page, screenshot, services)
     page.goto(f"{live_server.url}/usage/?date_from=notadate&min_cost=abc")
     assert "Some filters are not valid" in page.content()
     screenshot("usage-bad-filters")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/accounts/login/"))
+    # a user without a role is refused
+    UserFactory(username="nobody")
+    login(page, live_server, "nobody")
+    assert "No access" in page.locator("h1").inner_text()
+    screenshot("no-role-403")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/accounts/login/"))
     screenshot("login")

@@ -17,8 +17,9 @@ def test_company_admin_reads_allowances_and_wallets_with_pooling_off(
     # when
     html = client.get("/balance/").content.decode()
     # then
-    assert "Each office pays its own overage" in html
-    assert "Contact Customer Care to enable pooling" in html
+    assert "Each office pays its own overage — contact Customer Care to enable pooling" in by_id(
+        html, "pooling-status"
+    )
     assert cell(html, 'data-office="austin"', "remaining") == "0.00"
     assert cell(html, 'data-office="berlin"', "remaining") == "60.00"
     assert cell(html, 'data-office="hq"', "remaining") == "100.00"
