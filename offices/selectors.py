@@ -26,11 +26,14 @@ class PortalScope:
     def role_label(self) -> str:
         return Role.COMPANY_ADMIN.label if self.is_company_admin else Role.OFFICE_ADMIN.label
 
-    def restrict(self, queryset: QuerySet, office_field: str = "office") -> QuerySet:
-        """`queryset` limited to this company and, for office admins, to their offices."""
-        queryset = queryset.filter(**{f"{office_field}__company": self.company})
+    def restrict(self, queryset: QuerySet) -> QuerySet:
+        """`queryset` (of a model with `company` and `office` keys: usage records,
+        allowances, wallets) limited to this company and, for office admins, to their
+        offices. Filtering on the row's own company key keeps the (company, time)
+        indexes usable."""
+        queryset = queryset.filter(company=self.company)
         if not self.is_company_admin:
-            queryset = queryset.filter(**{f"{office_field}_id__in": self.office_ids})
+            queryset = queryset.filter(office_id__in=self.office_ids)
         return queryset
 
     def offices(self) -> QuerySet[Office]:

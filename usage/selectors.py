@@ -11,6 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.money import ZERO
+from credits.models import Allowance
 from offices.models import Office
 from offices.selectors import PortalScope
 from usage.models import UsageRecord
@@ -31,6 +32,37 @@ def usage_totals(queryset: QuerySet[UsageRecord]) -> dict[str, Decimal | int]:
     """Count, cost and its split over a (filtered) set, in one aggregate query."""
     sums = {name: Sum(name) for name in ("cost", *PARTS)}
     totals = queryset.order_by().aggregate(events=Count("id"), **sums)
+    return {k: (v if v is not None else ZERO) for k, v in totals.items()}
+
+
+# Filters that select whole offices and credit kinds only: their totals are the sums of
+# the per-period rollups the allocation keeps on Allowance rows.
+ROLLUP_FILTERS = {"office", "credit_kind"}
+
+
+def usage_totals_for(scope: PortalScope, filterset) -> dict[str, Decimal | int]:
+    """Totals of a valid filtered history in one query. With no filter but office and
+    credit kind, they are read from the allowance rollups (a few rows per office and
+    month) instead of summing every usage record."""
+    cleaned = filterset.form.cleaned_data if filterset.is_bound else {}
+    active = {name for name, value in cleaned.items() if value not in (None, "")}
+    if not active <= ROLLUP_FILTERS:
+        return usage_totals(filterset.qs)
+    rows = scope.restrict(Allowance.objects.all())
+    if cleaned.get("office"):
+        rows = rows.filter(office=cleaned["office"])
+    if cleaned.get("credit_kind"):
+        rows = rows.filter(kind=cleaned["credit_kind"])
+    totals = rows.aggregate(
+        events=Sum("events"),
+        cost=Sum("cost_total"),
+        allowance_part=Sum("used"),
+        pool_part=Sum("pool_drawn"),
+        wallet_part=Sum("wallet_drawn"),
+        ai_part=Sum("ai_drawn"),
+        uncovered=Sum("uncovered"),
+    )
+    totals["events"] = totals["events"] or 0
     return {k: (v if v is not None else ZERO) for k, v in totals.items()}
 
 

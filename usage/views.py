@@ -15,7 +15,7 @@ from credits.selectors import billing_period
 from offices.views import PortalMixin
 from usage.export import usage_csv_rows
 from usage.filters import UsageFilter
-from usage.selectors import usage_history_for, usage_totals
+from usage.selectors import usage_history_for, usage_totals_for
 from usage.tables import UsageTable
 
 PER_PAGE = 25
@@ -63,7 +63,7 @@ class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
         context["sort_error"] = next((s for s in requested if s.lstrip("-") not in known), None)
         filterset = self.filterset
         valid = not filterset.is_bound or filterset.is_valid()
-        context["totals"] = usage_totals(self.object_list) if valid else None
+        context["totals"] = usage_totals_for(self.scope, filterset) if valid else None
         query = self.request.GET.copy()
         query.pop("page", None)
         query.pop("sort", None)

@@ -3,6 +3,8 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from credits.selectors import billing_period
 from tests.factories import event
@@ -179,15 +181,29 @@ def test_pages_of_25_without_counting(client, acme, acme_admin):
     second = client.get("/usage/?page=2").content.decode()
     assert rows_of(second) == 5
     assert 'rel="next"' not in second and 'rel="prev"' in second
-    # The rows are paginated by looking one row ahead, never by COUNT(*) on the set;
-    # the only count is the one totals aggregate.
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+    # The rows are paginated by looking one row ahead, never by COUNT(*) on the set,
+    # and unfiltered totals come from the allowance rollups, not from summing records.
     with CaptureQueriesContext(connection) as ctx:
         client.get("/usage/")
-    counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
-    assert len(counts) == 1 and "SUM(" in counts[0].upper()
+    on_records = [
+        q["sql"].upper() for q in ctx.captured_queries if '"USAGE_USAGERECORD"' in q["sql"].upper()
+    ]
+    assert not [sql for sql in on_records if "COUNT(" in sql or "SUM(" in sql]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "office=__austin__", "credit_kind=ai_agent", "office=__austin__&credit_kind=standard"],
+)
+def test_rollup_totals_match_the_records(client, acme_usage, acme_admin, offices, query):
+    # given: the same filter with and without an extra no-op condition (min_cost=0)
+    # that forces the totals to be summed from the usage records themselves
+    query = query.replace("__austin__", str(offices["austin"].pk))
+    login(client, acme_admin)
+    fast = client.get(f"/usage/?{query}").content.decode()
+    summed = client.get(f"/usage/?{query}&min_cost=0").content.decode()
+    for total in ("events", "cost", "allowance", "pool", "wallet", "ai", "uncovered"):
+        assert by_id(fast, f"total-{total}") == by_id(summed, f"total-{total}"), total
 
 
 def test_this_month_export_link(client, acme, acme_admin):
