@@ -1,0 +1,315 @@
+"""Reads for the balance pages: balances, this period's allowances and draws, recent
+activity and run-out warnings. Every function takes a PortalScope, so what it returns
+is already limited to what the user may see; query counts do not grow with offices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from core.money import ZERO, q
+from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
+from offices.models import CreditKind, Office
+from offices.selectors import PortalScope
+from usage.services import included_credits
+
+BURN_WINDOW_DAYS = 7
+ACTIVITY_LIMIT = 15
+ACTIVITY_TYPES = [
+    EntryType.PURCHASE,
+    EntryType.GRANT,
+    EntryType.POOLING_TRANSFER,
+    EntryType.ADJUSTMENT,
+    EntryType.AUTO_RECHARGE,
+]
+
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    start: dt.date  # first day, company time zone
+    end: dt.date  # last day
+    today: dt.date
+    days_left: int  # including today
+
+    @property
+    def next_start(self) -> dt.date:
+        return self.end + dt.timedelta(days=1)
+
+
+def billing_period(company, now: dt.datetime | None = None) -> BillingPeriod:
+    """The calendar month containing `now` in the company's billing time zone."""
+    today = timezone.localtime(now or timezone.now(), company.tz).date()
+    start = today.replace(day=1)
+    next_start = (start + dt.timedelta(days=32)).replace(day=1)
+    return BillingPeriod(
+        start=start,
+        end=next_start - dt.timedelta(days=1),
+        today=today,
+        days_left=(next_start - today).days,
+    )
+
+
+@dataclass
+class KindFigures:
+    """One office's allowance of one credit kind in one period, with its rollups."""
+
+    kind: str
+    included: Decimal = ZERO
+    used: Decimal = ZERO
+    cost_total: Decimal = ZERO
+    pool_drawn: Decimal = ZERO
+    wallet_drawn: Decimal = ZERO
+    ai_drawn: Decimal = ZERO
+    uncovered: Decimal = ZERO
+    events: int = 0
+
+    @property
+    def label(self) -> str:
+        return CreditKind(self.kind).label
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.included - self.used
+
+    @property
+    def percent_used(self) -> int:
+        if self.included <= 0:
+            return 100 if self.used > 0 else 0
+        return min(100, int(self.used * 100 / self.included))
+
+    @property
+    def meter_class(self) -> str:
+        """A 0–100 step of 5 for the meter's CSS width class (no inline styles under CSP)."""
+        return f"w{self.percent_used - self.percent_used % 5}"
+
+
+@dataclass
+class OfficeRow:
+    office: Office
+    standard: KindFigures
+    ai_agent: KindFigures
+    wallet: Account | None = None
+    pool_share: Decimal | None = None  # percent of all pool draws this period
+
+    @property
+    def kinds(self) -> list[KindFigures]:
+        return [self.standard, self.ai_agent]
+
+    @property
+    def pool_drawn(self) -> Decimal:
+        return self.standard.pool_drawn
+
+    @property
+    def share_class(self) -> str:
+        share = int(self.pool_share or 0)
+        return f"w{share - share % 5}"
+
+    @property
+    def uncovered(self) -> Decimal:
+        return self.standard.uncovered + self.ai_agent.uncovered
+
+
+@dataclass
+class RunOutWarning:
+    account_label: str
+    balance: Decimal
+    per_day: Decimal
+    runs_out_on: dt.date
+    empty: bool
+
+
+@dataclass
+class BalanceOverview:
+    company: object
+    period: BillingPeriod
+    pooling_on: bool
+    pooling_since: dt.datetime | None
+    pool: Account | None
+    ai_account: Account | None
+    primary_office: Office | None
+    rows: list[OfficeRow]
+    pool_drawn_total: Decimal
+    activity: list[LedgerEntry]
+    warnings: list[RunOutWarning] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, Decimal]:
+        return {
+            "used": sum((r.standard.used for r in self.rows), ZERO),
+            "pool_drawn": sum((r.pool_drawn for r in self.rows), ZERO),
+            "wallet_drawn": sum((r.standard.wallet_drawn for r in self.rows), ZERO),
+            "uncovered": sum((r.uncovered for r in self.rows), ZERO),
+        }
+
+
+def _figures(office: Office, kind: str, allowance: Allowance | None) -> KindFigures:
+    if allowance is None:
+        # No usage yet this period: the allowance row is created by the first event.
+        return KindFigures(kind=kind, included=included_credits(office, kind))
+    return KindFigures(
+        kind=kind,
+        included=allowance.included,
+        used=allowance.used,
+        cost_total=allowance.cost_total,
+        pool_drawn=allowance.pool_drawn,
+        wallet_drawn=allowance.wallet_drawn,
+        ai_drawn=allowance.ai_drawn,
+        uncovered=allowance.uncovered,
+        events=allowance.events,
+    )
+
+
+def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
+    """Allowance figures of the visible offices (or the given ones) for `period`: three
+    queries whatever the number of offices."""
+    offices = list(offices if offices is not None else scope.offices_with_plans())
+    allowances = {
+        (a.office_id, a.kind): a
+        for a in scope.restrict(Allowance.objects.all()).filter(
+            period=period.start, office_id__in=[o.pk for o in offices]
+        )
+    }
+    return [
+        OfficeRow(
+            office=o,
+            standard=_figures(o, CreditKind.STANDARD, allowances.get((o.pk, CreditKind.STANDARD))),
+            ai_agent=_figures(o, CreditKind.AI_AGENT, allowances.get((o.pk, CreditKind.AI_AGENT))),
+        )
+        for o in offices
+    ]
+
+
+def visible_accounts(scope: PortalScope, office_ids) -> list[Account]:
+    """The pool, the AI agent account (if the user may see it) and the wallets of
+    `office_ids` (which must already be visible offices)."""
+    kinds = [AccountKind.POOL]
+    if scope.sees_ai_credits:
+        kinds.append(AccountKind.AI_AGENT)
+    return list(
+        Account.objects.filter(company=scope.company).filter(
+            Q(kind__in=kinds) | Q(kind=AccountKind.WALLET, office_id__in=list(office_ids))
+        )
+    )
+
+
+def _account_label(account: Account, offices: dict[int, Office]) -> str:
+    if account.kind == AccountKind.WALLET:
+        office = offices.get(account.office_id)
+        return f"{office.name} wallet" if office else "Office wallet"
+    return account.get_kind_display()
+
+
+def run_out_warnings(
+    accounts: list[Account],
+    period: BillingPeriod,
+    offices: dict[int, Office],
+    now: dt.datetime | None = None,
+) -> list[RunOutWarning]:
+    """Balances that will be empty before the period ends at the trailing 7-day rate at
+    which usage drew on them (one query for all accounts)."""
+    if not accounts:
+        return []
+    now = now or timezone.now()
+    drawn = {
+        row["account_id"]: -row["total"]
+        for row in LedgerEntry.objects.filter(
+            account_id__in=[a.pk for a in accounts],
+            entry_type=EntryType.USAGE,
+            created_at__gte=now - dt.timedelta(days=BURN_WINDOW_DAYS),
+        )
+        .values("account_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    }
+    warnings = []
+    for account in accounts:
+        burned = drawn.get(account.pk, ZERO)
+        if burned <= 0:
+            continue
+        per_day = q(burned / BURN_WINDOW_DAYS)
+        days = int(account.balance / per_day) if per_day > 0 else 0
+        runs_out_on = period.today + dt.timedelta(days=days)
+        if runs_out_on <= period.end:
+            warnings.append(
+                RunOutWarning(
+                    account_label=_account_label(account, offices),
+                    balance=account.balance,
+                    per_day=per_day,
+                    runs_out_on=runs_out_on,
+                    empty=account.balance <= 0,
+                )
+            )
+    return warnings
+
+
+def balance_activity(scope: PortalScope, accounts: list[Account], limit: int = ACTIVITY_LIMIT):
+    """Purchases, grants, pooling transfers and adjustments of the visible balances,
+    newest first."""
+    return list(
+        LedgerEntry.objects.filter(
+            company=scope.company,
+            account_id__in=[a.pk for a in accounts],
+            entry_type__in=ACTIVITY_TYPES,
+        )
+        .select_related("account__office", "created_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> BalanceOverview:
+    """Everything the company balance page shows, limited to the user's scope."""
+    company = scope.company
+    period = billing_period(company, now)
+    rows = office_rows(scope, period)
+    offices = {r.office.pk: r.office for r in rows}
+    accounts = visible_accounts(scope, offices.keys())
+    pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
+    ai_account = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
+    wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
+    for row in rows:
+        row.wallet = wallets.get(row.office.pk)
+
+    if scope.is_company_admin:
+        pool_drawn_total = sum((r.pool_drawn for r in rows), ZERO)
+    else:
+        # An office's share is of the whole company's pool draws, not of what this user sees.
+        pool_drawn_total = (
+            Allowance.objects.filter(
+                company=company, period=period.start, kind=CreditKind.STANDARD
+            ).aggregate(total=Sum("pool_drawn"))["total"]
+            or ZERO
+        )
+    for row in rows:
+        if pool_drawn_total > 0:
+            row.pool_share = q(row.pool_drawn * 100 / pool_drawn_total)
+
+    # Only the balances that fund usage now can run out.
+    funding = [a for a in accounts if a.kind == AccountKind.AI_AGENT]
+    if company.pooling_enabled:
+        funding += [a for a in accounts if a.kind == AccountKind.POOL]
+    else:
+        funding += [a for a in accounts if a.kind == AccountKind.WALLET]
+    if scope.is_company_admin:
+        shown = accounts
+    else:
+        # Office admins see their wallets, and the shared pool only while it is shared.
+        shown = [a for a in accounts if a.kind != AccountKind.POOL or company.pooling_enabled]
+
+    primary = next((r.office for r in rows if r.office.is_primary), None)
+    return BalanceOverview(
+        company=company,
+        period=period,
+        pooling_on=company.pooling_enabled,
+        pooling_since=company.pooling_changed_at if company.pooling_enabled else None,
+        pool=pool,
+        ai_account=ai_account,
+        primary_office=primary,
+        rows=rows,
+        pool_drawn_total=pool_drawn_total,
+        activity=balance_activity(scope, shown),
+        warnings=run_out_warnings(funding, period, offices, now),
+    )

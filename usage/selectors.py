@@ -1,0 +1,131 @@
+"""Reads of usage records for the portal, always through a PortalScope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from core.money import ZERO
+from credits.models import Allowance
+from offices.models import Office
+from offices.selectors import PortalScope
+from usage.models import UsageRecord
+
+PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
+
+
+def usage_history_for(scope: PortalScope) -> QuerySet[UsageRecord]:
+    """Usage records the user may see, newest first, with what a row shows loaded."""
+    return (
+        scope.restrict(UsageRecord.objects.all())
+        .select_related("office", "service")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def usage_totals(queryset: QuerySet[UsageRecord]) -> dict[str, Decimal | int]:
+    """Count, cost and its split over a (filtered) set, in one aggregate query."""
+    sums = {name: Sum(name) for name in ("cost", *PARTS)}
+    totals = queryset.order_by().aggregate(events=Count("id"), **sums)
+    return {k: (v if v is not None else ZERO) for k, v in totals.items()}
+
+
+# Filters that select whole offices and credit kinds only: their totals are the sums of
+# the per-period rollups the allocation keeps on Allowance rows.
+ROLLUP_FILTERS = {"office", "credit_kind"}
+
+
+def usage_totals_for(scope: PortalScope, filterset) -> dict[str, Decimal | int]:
+    """Totals of a valid filtered history in one query. With no filter but office and
+    credit kind, they are read from the allowance rollups (a few rows per office and
+    month) instead of summing every usage record."""
+    cleaned = filterset.form.cleaned_data if filterset.is_bound else {}
+    active = {name for name, value in cleaned.items() if value not in (None, "")}
+    if not active <= ROLLUP_FILTERS:
+        return usage_totals(filterset.qs)
+    rows = scope.restrict(Allowance.objects.all())
+    if cleaned.get("office"):
+        rows = rows.filter(office=cleaned["office"])
+    if cleaned.get("credit_kind"):
+        rows = rows.filter(kind=cleaned["credit_kind"])
+    totals = rows.aggregate(
+        events=Sum("events"),
+        cost=Sum("cost_total"),
+        allowance_part=Sum("used"),
+        pool_part=Sum("pool_drawn"),
+        wallet_part=Sum("wallet_drawn"),
+        ai_part=Sum("ai_drawn"),
+        uncovered=Sum("uncovered"),
+    )
+    totals["events"] = totals["events"] or 0
+    return {k: (v if v is not None else ZERO) for k, v in totals.items()}
+
+
+def usage_by_service(scope: PortalScope, office: Office, period: dt.date) -> list[dict]:
+    """This period's usage of one office per service (one grouped query)."""
+    return list(
+        scope.restrict(UsageRecord.objects.all())
+        .filter(office=office, period=period)
+        .values("service__name", "service__unit", "credit_kind")
+        .annotate(
+            events=Count("id"),
+            quantity=Sum("quantity"),
+            cost=Sum("cost"),
+            allowance=Sum("allowance_part"),
+            funded=Sum(F("pool_part") + F("wallet_part") + F("ai_part")),
+            uncovered=Sum("uncovered"),
+        )
+        .order_by("-cost", "service__name")
+    )
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: dt.date
+    allowance: Decimal
+    funded: Decimal  # from the pool, a wallet or AI credits
+    uncovered: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.allowance + self.funded + self.uncovered
+
+
+def daily_usage(scope: PortalScope, office: Office, days: int = 30, now=None) -> list[DayUsage]:
+    """Cost per day for the last `days` days (company time zone), split into allowance,
+    pool or wallet, and uncovered; days without usage are zero."""
+    tz = scope.company.tz
+    today = timezone.localtime(now or timezone.now(), tz).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
+    rows = (
+        scope.restrict(UsageRecord.objects.all())
+        .filter(office=office, occurred_at__gte=start)
+        .annotate(day=TruncDate("occurred_at", tzinfo=tz))
+        .values("day")
+        .annotate(
+            allowance=Sum("allowance_part"),
+            funded=Sum(F("pool_part") + F("wallet_part") + F("ai_part")),
+            uncovered=Sum("uncovered"),
+        )
+        .order_by("day")
+    )
+    by_day = {r["day"]: r for r in rows}
+    result = []
+    for i in range(days):
+        day = first + dt.timedelta(days=i)
+        r = by_day.get(day, {})
+        result.append(
+            DayUsage(
+                day=day,
+                allowance=r.get("allowance") or ZERO,
+                funded=r.get("funded") or ZERO,
+                uncovered=r.get("uncovered") or ZERO,
+            )
+        )
+    return result
