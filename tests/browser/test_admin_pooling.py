@@ -8,7 +8,8 @@ from playwright.sync_api import expect
 
 from credits.models import Account, AccountKind, PoolingChange
 from credits.services import credits_purchase
-from tests.factories import company_factory, customer_care_user
+from tests.browser.conftest import login
+from tests.factories import company_admin, company_factory, customer_care_user
 
 pytestmark = [
     pytest.mark.browser,
@@ -82,3 +83,14 @@ def test_customer_care_turns_pooling_on_through_the_admin(page, live_server, scr
         "Customer asked to share credits (ticket 42)",
         care,
     )
+
+    # when: the company admin opens the balance page in a fresh session
+    acme_admin = company_admin(company, username="acme-boss")
+    page.context.clear_cookies()
+    login(page, live_server, acme_admin.username)
+    page.goto(f"{live_server.url}/balance/")
+
+    # then: it shows the shared pool and its balance
+    expect(page.locator("#pooling-status")).to_contain_text("Shared pool on since")
+    expect(page.locator("#pool-balance")).to_contain_text("50")
+    screenshot("company-admin-balance-after")
