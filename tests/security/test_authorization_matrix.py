@@ -178,21 +178,6 @@ ACCOUNTS = [
         "/accounts/password_change/done/",
         everyone(200) | {role: LOGIN for role in ("anonymous", *KEY_ROLES)},
     ),
-    Case("accounts/password_reset/", "password_reset", "/accounts/password_reset/", everyone(200)),
-    Case(
-        "accounts/password_reset/done/",
-        "password_reset_done",
-        "/accounts/password_reset/done/",
-        everyone(200),
-    ),
-    Case(
-        "accounts/reset/<uidb64>/<token>/",
-        "password_reset_confirm",
-        "/accounts/reset/MQ/not-a-token/",
-        everyone(200),
-        note="invalid link page",
-    ),
-    Case("accounts/reset/done/", "password_reset_complete", "/accounts/reset/done/", everyone(200)),
 ]
 
 EVENTS = "api/v1/usage-events"
