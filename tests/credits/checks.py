@@ -26,7 +26,13 @@ def account_name(account: Account):
 def model_for(company: Company) -> CompanyModel:
     """A model of `company` with its catalog: offices, plan + add-on allowances and rates,
     read as plain data (the model's rules are its own)."""
-    offices = list(company.offices.select_related("plan").prefetch_related("office_addons__addon"))
+    # In creation order: the order in which a toggle moves the wallets (and so the order of
+    # the pool's ledger entries) follows the wallets' creation.
+    offices = list(
+        company.offices.order_by("pk")
+        .select_related("plan")
+        .prefetch_related("office_addons__addon")
+    )
     included = {}
     for office in offices:
         standard = office.plan.included_standard
