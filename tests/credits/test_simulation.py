@@ -16,7 +16,12 @@ and only then releases the lock. Commit and log position are therefore one indiv
 step, so the log order *is* the commit order. Taking the sequence number merely "right
 after" commit without a lock would not be: two threads could commit in one order and log
 in the other. The lock cannot deadlock with database locks because its holder only
-commits, which never waits for a row lock.
+commits, and a commit must never wait for a row lock: Django's foreign keys are
+DEFERRABLE INITIALLY DEFERRED, and a deferred check at COMMIT takes FOR KEY SHARE on the
+referenced row, which can wait for another transaction's FOR UPDATE (one that is itself
+waiting for the commit lock). So each outer transaction starts with SET CONSTRAINTS ALL
+IMMEDIATE: the checks run inside the service, before the commit lock is taken. A
+lock_timeout turns any other unexpected wait into a failure instead of a hang.
 
 Commit order is a valid serial order because every operation reads what it depends on
 under row locks held to its commit (company row shared or exclusive, funding accounts
@@ -42,13 +47,14 @@ import itertools
 import os
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 
 from core.db import lock_company
 from core.errors import DomainError, InsufficientFunds
@@ -231,6 +237,9 @@ def run_threads(company: Company, care, plans: list[list[Op]]) -> tuple[list[Log
                 locked = False
                 try:
                     with transaction.atomic():
+                        with connection.cursor() as cursor:
+                            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                            cursor.execute("SET LOCAL lock_timeout = '30s'")
                         outcome = perform(op, company=company, care=care)
                         commit_lock.acquire()
                         locked = True
@@ -250,8 +259,9 @@ def run_threads(company: Company, care, plans: list[list[Op]]) -> tuple[list[Log
     ]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 600
     for t in threads:
-        t.join(timeout=300)
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "a simulation thread hung"
     return sorted(log, key=lambda entry: entry.seq), crashes
 
