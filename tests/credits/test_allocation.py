@@ -519,13 +519,14 @@ def now_plus(**delta) -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(**delta)
 
 
-def raw(external_id="x", office="hq", service="sms", quantity=ONE, occurred_at=None):
+def raw(external_id="x", office="hq", service="sms", quantity=ONE, occurred_at=None, **extra):
     return UsageEventIn(
         external_id=external_id,
         office=office,
         service=service,
         quantity=quantity,
         occurred_at=occurred_at or now_plus(minutes=-1),
+        **extra,
     )
 
 
@@ -558,6 +559,22 @@ BAD_BATCHES = [
                  id="datetime-as-string"),
     pytest.param(lambda: [raw(external_id="")], {(0, "id")}, id="empty-id"),
     pytest.param(lambda: [raw("a"), raw("b"), raw("a")], {(2, "id")}, id="duplicate-id-in-batch"),
+    # PostgreSQL cannot store NUL characters or NaN in jsonb: refused up front, not a 500
+    pytest.param(lambda: [raw("a\x00b")], {(0, "id")}, id="nul-in-id"),
+    pytest.param(lambda: [raw(office="h\x00q")], {(0, "office")}, id="nul-in-office"),
+    pytest.param(lambda: [raw(service="s\x00ms")], {(0, "service")}, id="nul-in-service"),
+    pytest.param(lambda: [raw(user_label="ann\x00")], {(0, "user")}, id="nul-in-user"),
+    pytest.param(lambda: [raw(phone_number="+1\x00")], {(0, "number")}, id="nul-in-number"),
+    pytest.param(lambda: [raw(user_label=42)], {(0, "user")}, id="user-not-text"),
+    pytest.param(lambda: [raw(metadata={"k": "v\x00"})], {(0, "metadata")},
+                 id="nul-in-metadata-value"),
+    pytest.param(lambda: [raw(metadata={"a": [{"k\x00": 1}]})], {(0, "metadata")},
+                 id="nul-in-nested-metadata-key"),
+    pytest.param(lambda: [raw(metadata={"k": float("nan")})], {(0, "metadata")},
+                 id="nan-in-metadata"),
+    pytest.param(lambda: [raw(metadata={"k": D("1.5")})], {(0, "metadata")},
+                 id="metadata-not-json"),
+    pytest.param(lambda: [raw(metadata=["a"])], {(0, "metadata")}, id="metadata-not-object"),
     pytest.param(lambda: [], {(None, "events")}, id="empty-batch"),
     pytest.param(lambda: [raw(f"e{i}") for i in range(5)], {(None, "events")},
                  id="over-batch-max"),
@@ -598,6 +615,23 @@ def test_bad_batches_are_refused_whole_with_per_index_errors(
     assert {(e["index"], e["field"]) for e in caught.value.errors} == expected_errors
     assert all(e["message"] for e in caught.value.errors)
     assert db_state(company) == before
+
+
+def test_labels_numbers_and_metadata_are_kept_on_the_record(company):
+    (result,) = usage_ingest(
+        company=company,
+        events=[
+            raw(
+                "m",
+                user_label="Ann Example",
+                phone_number="+1 555 0100",
+                metadata={"call": {"to": "+44", "legs": [1, 2]}, "ok": True},
+            )
+        ],
+    )
+    record = UsageRecord.objects.get(pk=result.record.pk)
+    assert (record.user_label, record.phone_number) == ("Ann Example", "+1 555 0100")
+    assert record.metadata == {"call": {"to": "+44", "legs": [1, 2]}, "ok": True}
 
 
 def test_batch_of_exactly_the_maximum_and_slightly_future_events_is_accepted(company, settings):

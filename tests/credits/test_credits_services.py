@@ -153,6 +153,39 @@ def test_the_same_key_in_another_company_is_another_purchase(company, care, aust
     assert balances(other)[("wallet", "hq")] == D("6")
 
 
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"idempotency_key": "k" * 65}, "idempotency_key"),
+        ({"idempotency_key": "k\x00"}, "idempotency_key"),
+        ({"idempotency_key": 12}, "idempotency_key"),
+        ({"memo": "thanks\x00"}, "memo"),
+    ],
+)
+@pytest.mark.parametrize("service", [credits_purchase, credits_grant])
+def test_keys_and_memos_the_database_cannot_store_are_refused(
+    company, care, austin, service, kwargs, field
+):
+    # PostgreSQL would raise a DataError (a 500) on an over-long key or a NUL character.
+    before = state(company)
+    with pytest.raises(ValidationFailed) as caught:
+        service(company=company, amount="5", office=austin, actor=care, **kwargs)
+    assert caught.value.errors[0]["field"] == field
+    assert state(company) == before
+
+
+def test_a_key_of_the_maximum_length_is_accepted(company, care, austin):
+    key = "k" * 64
+    first = credits_purchase(
+        company=company, amount="5", office=austin, actor=care, idempotency_key=key
+    )
+    again = credits_purchase(
+        company=company, amount="5", office=austin, actor=care, idempotency_key=key
+    )
+    assert again.pk == first.pk
+    assert account(company, AccountKind.WALLET, "austin").balance == D("5")
+
+
 def test_purchases_without_a_key_are_never_merged(company, care, austin):
     for _ in range(3):
         credits_purchase(company=company, amount="5", office=austin, actor=care)
@@ -163,7 +196,7 @@ def test_purchases_without_a_key_are_never_merged(company, care, austin):
 # -- adjustments ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("memo", ["", "   ", None])
+@pytest.mark.parametrize("memo", ["", "   ", None, "fix\x00", 7])
 def test_an_adjustment_needs_a_memo(company, care, austin, memo):
     credits_purchase(company=company, amount="10", office=austin, actor=care)
     before = state(company)

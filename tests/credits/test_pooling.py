@@ -202,7 +202,7 @@ def test_pooling_leaves_plans_addons_and_allowances_as_they_were(company, care):
     assert catalog() == before
 
 
-@pytest.mark.parametrize("reason", ["", "   ", None])
+@pytest.mark.parametrize("reason", ["", "   ", None, "why\x00"])
 def test_a_reason_is_required(company, care, reason):
     buy(company, care, "8", office="austin")
     before = everything(company)
@@ -210,6 +210,19 @@ def test_a_reason_is_required(company, care, reason):
         pooling_set(company=company, enabled=True, actor=care, reason=reason)
     assert caught.value.errors[0]["field"] == "reason"
     assert everything(company) == before
+
+
+@pytest.mark.parametrize("enabled", ["False", "0", "true", 1, None])
+def test_the_new_state_must_be_a_boolean(company, care, enabled):
+    # "False" and "0" are truthy in Python but saved as False by the BooleanField: the
+    # wallets would move into the pool while the flag stayed off.
+    buy(company, care, "8", office="austin")
+    before = everything(company)
+    with pytest.raises(ValidationFailed) as caught:
+        pooling_set(company=company, enabled=enabled, actor=care, reason="typo")
+    assert caught.value.errors[0]["field"] == "enabled"
+    assert everything(company) == before
+    assert_invariants(company)
 
 
 @pytest.mark.parametrize(
