@@ -1,11 +1,12 @@
-"""Property: any sequence of usage batches, purchases, adjustments and pooling toggles gives
-the same balances, ledgers, allowance usage and per-record splits in the services (on
-PostgreSQL) as in the independent model of tests/model.py."""
+"""Property: any sequence of usage batches, purchases, adjustments, pooling toggles and rate
+changes gives the same balances, ledgers, allowance usage and per-record splits in the
+services (on PostgreSQL) as in the independent model of tests/model.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 from decimal import Decimal
 
 import pytest
@@ -21,6 +22,7 @@ from offices.services import office_addon_set
 from tests.credits.checks import assert_invariants, assert_matches_model, model_for
 from tests.factories import AddOnFactory, PlanFactory, ServiceFactory, company_factory
 from tests.model import AI, POOL, Event, Refused, wallet
+from usage.models import Service
 from usage.services import UsageEventIn, usage_ingest
 
 OFFICES = ("hq", "austin", "berlin")
@@ -58,6 +60,11 @@ operations = st.one_of(
     ),
     st.tuples(st.just("adjust"), st.sampled_from(ACCOUNTS), signed),
     st.tuples(st.just("toggle"), st.booleans()),
+    st.tuples(
+        st.just("rate"),
+        st.sampled_from(SERVICES),
+        st.sampled_from([Decimal("0.5"), Decimal("1.25"), Decimal("0.0707"), Decimal("3")]),
+    ),
 )
 scenarios = st.fixed_dictionaries(
     {
@@ -152,6 +159,13 @@ def apply(op, *, company, model, care) -> None:
             error = InsufficientFunds if refused == "insufficient funds" else DomainError
             with pytest.raises(error):
                 call()
+    elif op[0] == "rate":
+        # An admin edits a rate: later events use it, charged records keep theirs.
+        _, code, rate = op
+        model.rates[code] = (rate, model.rates[code][1])
+        service = Service.objects.get(code=code)
+        service.rate = rate
+        service.save()
     else:
         moved = model.set_pooling(op[1])
         change = pooling_set(company=company, enabled=op[1], actor=care, reason="property")
@@ -162,7 +176,8 @@ def apply(op, *, company, model, care) -> None:
 
 @pytest.mark.django_db
 @settings(
-    max_examples=40,
+    # PROPERTY_EXAMPLES=500 for a deeper search; 40 keep the suite quick.
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")),
     deadline=None,
     derandomize=True,
     database=None,
