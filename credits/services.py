@@ -67,6 +67,26 @@ def parse_credits(value, *, field: str = "amount", allow_negative: bool = False)
     return q(amount)
 
 
+IDEMPOTENCY_KEY_MAX = LedgerEntry._meta.get_field("idempotency_key").max_length
+
+
+def _clean_text(value, *, field: str, max_length: int | None = None) -> str:
+    """Free text the database can store: a string, without NUL characters (PostgreSQL
+    refuses them), within the column's length; anything else is a ValidationFailed."""
+    if value is None:
+        return ""
+    problem = None
+    if not isinstance(value, str):
+        problem = "Must be text."
+    elif "\x00" in value:
+        problem = "Must not contain NUL characters."
+    elif max_length is not None and len(value) > max_length:
+        problem = f"At most {max_length} characters."
+    if problem:
+        raise ValidationFailed(f"{field}: {problem}", [{"field": field, "message": problem}])
+    return value
+
+
 def _post(
     *,
     account: Account,
@@ -139,6 +159,10 @@ def credits_add(
     if kind not in CreditKind.values:
         raise ValidationFailed(f"kind: unknown credit kind {kind!r}.")
     amount = parse_credits(amount)
+    memo = _clean_text(memo, field="memo")
+    idempotency_key = _clean_text(
+        idempotency_key, field="idempotency_key", max_length=IDEMPOTENCY_KEY_MAX
+    )
     company = lock_company(company.pk, exclusive=False)
     if idempotency_key:
         earlier = LedgerEntry.objects.filter(
@@ -176,7 +200,8 @@ def credits_adjust(*, account: Account, amount, memo: str, actor) -> LedgerEntry
     """A signed correction with a required memo. Only the balance that funds usage now
     may be adjusted (the pool while pooling is on, wallets while off, AI credits any time),
     and no balance may go below zero."""
-    if not (memo or "").strip():
+    memo = _clean_text(memo, field="memo")
+    if not memo.strip():
         raise ValidationFailed(
             "memo: say why the balance is adjusted.",
             [{"field": "memo", "message": "A memo is required for adjustments."}],
@@ -237,7 +262,14 @@ def pooling_set(*, company: Company, enabled: bool, actor, reason: str) -> Pooli
     the pooling permission may do it; setting the current state changes nothing."""
     if actor is None or not actor.has_perm(POOLING_PERMISSION):
         raise PermissionDenied("Only Customer Care can turn pooling on or off.")
-    reason = (reason or "").strip()
+    if not isinstance(enabled, bool):
+        # A string such as "False" or "0" is truthy here but saved as False: it would move
+        # the wallets into the pool and leave the flag off, stranding the credits.
+        raise ValidationFailed(
+            "enabled: must be true or false.",
+            [{"field": "enabled", "message": "Must be true or false."}],
+        )
+    reason = _clean_text(reason, field="reason").strip()
     if not reason:
         raise ValidationFailed(
             "reason: say why pooling is changed.",

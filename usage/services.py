@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -56,6 +57,30 @@ def included_credits(office: Office, kind: str) -> Decimal:
     return q(total)
 
 
+def _has_nul(value) -> bool:
+    """PostgreSQL text and jsonb cannot hold NUL characters; storing one is a DataError."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _storable_json(value) -> bool:
+    """Plain JSON that jsonb accepts: no NaN/Infinity, no NUL, only JSON types."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return not _has_nul(value)
+
+
+def _lookup_key(value) -> bool:
+    return isinstance(value, str) and not _has_nul(value)
+
+
 def _validate(
     company: Company, events: list[UsageEventIn]
 ) -> tuple[dict[str, Office], dict[str, Service]]:
@@ -85,7 +110,7 @@ def _validate(
     offices = {
         o.slug: o
         for o in Office.objects.filter(
-            company=company, slug__in={e.office for e in events if isinstance(e.office, str)}
+            company=company, slug__in={e.office for e in events if _lookup_key(e.office)}
         )
         .select_related("plan")
         .prefetch_related("office_addons__addon")
@@ -93,7 +118,7 @@ def _validate(
     services = {
         s.code: s
         for s in Service.objects.filter(
-            code__in={e.service for e in events if isinstance(e.service, str)}, active=True
+            code__in={e.service for e in events if _lookup_key(e.service)}, active=True
         )
     }
     max_quantity = Decimal(settings.USAGE_MAX_QUANTITY)
@@ -103,15 +128,17 @@ def _validate(
         ext = event.external_id
         if not isinstance(ext, str) or not ext.strip():
             bad(i, "id", "Give the event a non-empty id.")
+        elif _has_nul(ext):
+            bad(i, "id", "Must not contain NUL characters.")
         elif len(ext) > MAX_ID_LENGTH:
             bad(i, "id", f"At most {MAX_ID_LENGTH} characters.")
         elif ext in seen:
             bad(i, "id", f"Duplicate id {ext!r} in this batch (also at index {seen[ext]}).")
         else:
             seen[ext] = i
-        if event.office not in offices:
+        if not _lookup_key(event.office) or event.office not in offices:
             bad(i, "office", f"No office {event.office!r} in this company.")
-        if event.service not in services:
+        if not _lookup_key(event.service) or event.service not in services:
             bad(i, "service", f"Unknown service {event.service!r}.")
         try:
             quantity = Decimal(str(event.quantity))
@@ -134,12 +161,20 @@ def _validate(
             bad(i, "occurred_at", "Lies in the future.")
         elif moment < EARLIEST:
             bad(i, "occurred_at", "Before 2000-01-01.")
-        if len(event.user_label or "") > 200:
-            bad(i, "user", "At most 200 characters.")
-        if len(event.phone_number or "") > 40:
-            bad(i, "number", "At most 40 characters.")
+        for fld, value, limit in (
+            ("user", event.user_label, 200),
+            ("number", event.phone_number, 40),
+        ):
+            if not isinstance(value or "", str):
+                bad(i, fld, "Must be a string.")
+            elif len(value or "") > limit:
+                bad(i, fld, f"At most {limit} characters.")
+            elif _has_nul(value or ""):
+                bad(i, fld, "Must not contain NUL characters.")
         if not isinstance(event.metadata or {}, dict):
             bad(i, "metadata", "Must be a JSON object.")
+        elif not _storable_json(event.metadata or {}):
+            bad(i, "metadata", "Must hold plain JSON values (no NaN, Infinity or NUL characters).")
     if errors:
         noun = "event is" if len({e["index"] for e in errors}) == 1 else "events are"
         raise ValidationFailed(

@@ -1,0 +1,236 @@
+"""An independent, pure-Python model of SPEC §3–§4, used as the oracle of the property and
+simulation tests.
+
+It is written from the SPEC alone and imports nothing from the portal: balances are plain
+Decimals in dicts, allowances are dicts keyed by (office, kind, period), and every rule
+(rounding, periods, allocation order, pooling moves, refusals) is restated here so that a
+mistake in the services cannot be copied into the oracle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+STANDARD = "standard"
+AI_AGENT = "ai_agent"
+POOL = "pool"
+AI = "ai"
+ZERO = Decimal("0.0000")
+_PLACES = Decimal("0.0001")
+
+
+def money(value) -> Decimal:
+    """Credits: 4 places, half-up (SPEC §2)."""
+    return Decimal(value).quantize(_PLACES, rounding=ROUND_HALF_UP)
+
+
+def wallet(office: str) -> tuple[str, str]:
+    """The model's name of an office wallet."""
+    return ("wallet", office)
+
+
+class Refused(Exception):
+    """The model refuses the operation; `why` says which rule (the services must refuse too)."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Event:
+    external_id: str
+    office: str
+    service: str
+    quantity: Decimal
+    occurred_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What the model says one usage record holds."""
+
+    office: str
+    kind: str
+    rate: Decimal
+    cost: Decimal
+    period: dt.date
+    allowance: Decimal
+    pool: Decimal
+    wallet: Decimal
+    ai: Decimal
+    uncovered: Decimal
+    pooling_on: bool
+
+    def parts(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        return (self.allowance, self.pool, self.wallet, self.ai, self.uncovered)
+
+
+@dataclass
+class Rollup:
+    included: Decimal
+    used: Decimal = ZERO
+    cost_total: Decimal = ZERO
+    pool_drawn: Decimal = ZERO
+    wallet_drawn: Decimal = ZERO
+    ai_drawn: Decimal = ZERO
+    uncovered: Decimal = ZERO
+    events: int = 0
+
+
+@dataclass
+class CompanyModel:
+    """One company: `included[(office, kind)]` is what its plan and add-ons include per
+    period, `rates[service] = (rate, kind)` is the catalog."""
+
+    offices: list[str]
+    primary: str
+    included: dict[tuple[str, str], Decimal]
+    rates: dict[str, tuple[Decimal, str]]
+    timezone: str = "UTC"
+    pooling: bool = False
+    balances: dict = field(default_factory=dict)
+    allowances: dict[tuple[str, str, dt.date], Rollup] = field(default_factory=dict)
+    charges: dict[str, Charge] = field(default_factory=dict)
+    # Per account, the ledger as (entry type, signed amount, balance after), oldest first.
+    ledger: dict = field(default_factory=lambda: defaultdict(list))
+    idempotency_keys: set[str] = field(default_factory=set)
+    pooling_changes: list[tuple[bool, Decimal]] = field(default_factory=list)
+
+    def __post_init__(self):
+        assert self.primary in self.offices
+        for account in self.accounts():
+            self.balances.setdefault(account, ZERO)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def accounts(self) -> list:
+        return [POOL, AI] + [wallet(o) for o in self.offices]
+
+    def total(self) -> Decimal:
+        return sum(self.balances.values(), ZERO)
+
+    def period(self, moment: dt.datetime) -> dt.date:
+        """The calendar month containing `moment` in the company's billing time zone."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return dt.date(local.year, local.month, 1)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _post(self, account, amount: Decimal, entry_type: str) -> None:
+        after = self.balances[account] + amount
+        if after < 0:
+            raise Refused("insufficient funds")
+        self.balances[account] = after
+        self.ledger[account].append((entry_type, amount, after))
+
+    def ingest(self, events: list[Event]) -> list[tuple[Charge, bool]]:
+        """SPEC §3, events in order; an id charged before is a duplicate and costs nothing."""
+        seen = [e.external_id for e in events]
+        assert len(seen) == len(set(seen)), "a batch with repeated ids is refused, not modelled"
+        drawn: dict = defaultdict(lambda: ZERO)
+        out = []
+        for e in events:
+            if e.external_id in self.charges:
+                out.append((self.charges[e.external_id], True))
+                continue
+            rate, kind = self.rates[e.service]
+            cost = money(e.quantity * rate)
+            period = self.period(e.occurred_at)
+            key = (e.office, kind, period)
+            row = self.allowances.setdefault(key, Rollup(included=self.included[(e.office, kind)]))
+            from_allowance = min(cost, row.included - row.used)
+            rest = cost - from_allowance
+            if kind == AI_AGENT:
+                account = AI
+            elif self.pooling:
+                account = POOL
+            else:
+                account = wallet(e.office)
+            funded = min(rest, self.balances[account] - drawn[account])
+            drawn[account] += funded
+            charge = Charge(
+                office=e.office,
+                kind=kind,
+                rate=rate,
+                cost=cost,
+                period=period,
+                allowance=from_allowance,
+                pool=funded if account == POOL else ZERO,
+                wallet=funded if account not in (POOL, AI) else ZERO,
+                ai=funded if account == AI else ZERO,
+                uncovered=rest - funded,
+                pooling_on=self.pooling,
+            )
+            row.used += from_allowance
+            row.cost_total += cost
+            row.pool_drawn += charge.pool
+            row.wallet_drawn += charge.wallet
+            row.ai_drawn += charge.ai
+            row.uncovered += charge.uncovered
+            row.events += 1
+            self.charges[e.external_id] = charge
+            out.append((charge, False))
+        # One usage ledger entry per account per batch, for what the batch drew from it.
+        for account, amount in drawn.items():
+            if amount:
+                self._post(account, -amount, "usage")
+        return out
+
+    def add(
+        self,
+        *,
+        amount: Decimal,
+        kind: str = STANDARD,
+        office: str | None = None,
+        key: str = "",
+        entry_type: str = "purchase",
+    ) -> bool:
+        """A purchase or grant: AI credits to the AI account, standard credits to the pool
+        while pooling is on, else to the chosen office's wallet. False if the key was used."""
+        if key and key in self.idempotency_keys:
+            return False
+        if kind == AI_AGENT:
+            account = AI
+        elif self.pooling:
+            account = POOL
+        elif office is None:
+            raise Refused("pooling is off: choose an office")
+        else:
+            account = wallet(office)
+        self._post(account, amount, entry_type)
+        if key:
+            self.idempotency_keys.add(key)
+        return True
+
+    def adjust(self, account, amount: Decimal) -> None:
+        """A signed correction of the balance that funds usage now, never below zero."""
+        if account != AI and account != POOL and self.pooling:
+            raise Refused("pooling is on: wallets stay empty")
+        if account == POOL and not self.pooling:
+            raise Refused("pooling is off: the pool is not used")
+        self._post(account, amount, "adjustment")
+
+    def set_pooling(self, enabled: bool) -> Decimal | None:
+        """SPEC §4: on moves every wallet into the pool, off moves the pool to the primary
+        office's wallet; the current state changes nothing (None)."""
+        if enabled == self.pooling:
+            return None
+        if enabled:
+            pairs = [(wallet(o), POOL) for o in self.offices]
+        else:
+            pairs = [(POOL, wallet(self.primary))]
+        moved = ZERO
+        for source, target in pairs:
+            amount = self.balances[source]
+            if amount > 0:
+                self._post(source, -amount, "pooling_transfer")
+                self._post(target, amount, "pooling_transfer")
+                moved += amount
+        self.pooling = enabled
+        self.pooling_changes.append((enabled, moved))
+        return moved
