@@ -124,6 +124,8 @@ def funding_account_for(*, company: Company, kind: str, office: Office | None) -
     """Which balance receives standard or AI credits right now (SPEC §2): the pool while
     pooling is on, the chosen office's wallet while it is off; AI credits always go to the
     company's AI agent account held by the primary office."""
+    if office is not None and office.company_id != company.pk:
+        raise NotFound("No such office.")
     if kind == CreditKind.AI_AGENT:
         return Account.objects.get(company=company, kind=AccountKind.AI_AGENT)
     if company.pooling_enabled:
@@ -133,8 +135,6 @@ def funding_account_for(*, company: Company, kind: str, office: Office | None) -
             "office: pooling is off, so choose the office whose wallet receives the credits.",
             [{"field": "office", "message": "Choose an office: pooling is off."}],
         )
-    if office.company_id != company.pk:
-        raise NotFound("No such office.")
     return Account.objects.get(company=company, kind=AccountKind.WALLET, office=office)
 
 

@@ -102,12 +102,22 @@ def test_credits_add_only_adds_known_kinds_of_credit(company, care, austin, kwar
     assert state(company) == before
 
 
-def test_a_wallet_of_another_company_cannot_receive_credits(company, care):
+@pytest.mark.parametrize("pooling", [False, True])
+@pytest.mark.parametrize("kind", [CreditKind.STANDARD, CreditKind.AI_AGENT])
+def test_an_office_of_another_company_is_refused_whatever_the_pooling_state(
+    company, care, pooling, kind
+):
     other = company_factory(slug="globex", offices=("paris",))
+    if pooling:
+        pooling_set(company=company, enabled=True, actor=care, reason="test")
     before = state(company), state(other)
     with pytest.raises(NotFound):
         credits_purchase(
-            company=company, amount="5", office=other.offices.get(slug="paris"), actor=care
+            company=company,
+            amount="5",
+            office=other.offices.get(slug="paris"),
+            actor=care,
+            kind=kind,
         )
     assert (state(company), state(other)) == before
 
