@@ -18,3 +18,6 @@ STORAGES = {
 }
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+# Tests never run collectstatic: serve from the finders, and don't look for STATIC_ROOT.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
