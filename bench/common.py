@@ -84,7 +84,13 @@ def ensure_catalog():
     for code, name, unit, rate, kind in CATALOG:
         Service.objects.update_or_create(
             code=code,
-            defaults={"name": name, "unit": unit, "rate": rate, "credit_kind": kind, "active": True},
+            defaults={
+                "name": name,
+                "unit": unit,
+                "rate": rate,
+                "credit_kind": kind,
+                "active": True,
+            },
         )
     plan, _ = Plan.objects.update_or_create(
         code=BENCH_PLAN,

@@ -306,8 +306,7 @@ class RawIngest:
             for pk, balance in accounts.values():
                 if drawn[pk]:
                     cur.execute(
-                        "UPDATE credits_account SET balance = %s, updated_at = now() "
-                        "WHERE id = %s",
+                        "UPDATE credits_account SET balance = %s, updated_at = now() WHERE id = %s",
                         [balance, pk],
                     )
                     cur.execute(

@@ -46,9 +46,11 @@ def test_usage_history_reads_are_served_by_the_replica(replica, company):
     # given: two charged events, committed on the primary
     usage_ingest(company=company, events=[event("r1"), event("r2", office="austin")])
     # when: the usage history is read outside a transaction (a page, the export)
-    with CaptureQueriesContext(replica) as on_replica:
-        with CaptureQueriesContext(connections["default"]) as on_default:
-            ids = sorted(UsageRecord.objects.filter(company=company).values_list("external_id"))
+    with (
+        CaptureQueriesContext(replica) as on_replica,
+        CaptureQueriesContext(connections["default"]) as on_default,
+    ):
+        ids = sorted(UsageRecord.objects.filter(company=company).values_list("external_id"))
     # then: the replica answered, the primary was not asked
     assert ids == [("r1",), ("r2",)]
     assert len(on_replica) == 1
