@@ -23,10 +23,18 @@ from dataclasses import dataclass
 
 from bench.common import CATALOG, PLAN_INCLUDED, company_build, company_drop, raw_connect
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 UNIT = 10_000  # amounts are handled as integers of 1/10000 credit
-START = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
-MONTHS = 12
+MONTHS = 12  # a year of history, ending with the current (partial) month
+
+
+def _window() -> tuple[dt.datetime, dt.datetime]:
+    """From the first day of the month 11 months ago to the start of this hour."""
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    index = now.year * 12 + now.month - 1 - (MONTHS - 1)
+    return dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC), now
+
+
 MONTHLY_PURCHASE = 60_000 * UNIT  # standard credits bought into the pool each month
 MONTHLY_AI_PURCHASE = 3_000 * UNIT
 BATCH = 1000
@@ -91,7 +99,8 @@ def dataset_ensure(*, name: str, offices: int, records: int, log=print) -> Datas
     slug = f"bench-ds-{name}"
     with raw_connect(autocommit=True) as conn, conn.cursor() as cur:
         _registry(cur)
-        version = f"v{GENERATOR_VERSION}-{offices}-{records}-{_schema_key(cur)}"
+        start, end = _window()
+        version = f"v{GENERATOR_VERSION}-{offices}-{records}-{start:%Y%m}-{_schema_key(cur)}"
         cur.execute(
             "SELECT d.company_id FROM bench_dataset d JOIN offices_company c "
             "ON c.id = d.company_id WHERE d.name = %s AND d.version = %s",
@@ -104,7 +113,7 @@ def dataset_ensure(*, name: str, offices: int, records: int, log=print) -> Datas
     company_drop(slug)
     log(f"  generating dataset {name!r}: {offices} offices, {records:,} usage records …")
     company = company_build(slug=slug, offices=offices, pooling=True, pool_credits=None)
-    _generate(company, offices=offices, records=records)
+    _generate(company, offices=offices, records=records, start=start, end=end)
     with raw_connect(autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("ANALYZE usage_usagerecord")
         cur.execute("ANALYZE credits_allowance")
@@ -122,7 +131,7 @@ def _month_start(moment: dt.datetime) -> dt.date:
     return moment.date().replace(day=1)
 
 
-def _generate(company, *, offices: int, records: int) -> None:
+def _generate(company, *, offices: int, records: int, start, end) -> None:
     rnd = random.Random(f"{company.slug}-{records}")  # noqa: S311 - reproducible test data
     with raw_connect() as conn, conn.cursor() as cur:
         cur.execute(
@@ -141,10 +150,7 @@ def _generate(company, *, offices: int, records: int) -> None:
         codes = [c for c, *_ in CATALOG]
         weights = [TRAFFIC[c][0] for c in codes]
         rate_units = {c: int(services[c][1] * UNIT) for c in codes}
-        span = (
-            dt.datetime(START.year + (START.month - 1 + MONTHS) // 12,
-                        (START.month - 1 + MONTHS) % 12 + 1, 1, tzinfo=dt.UTC) - START
-        ).total_seconds()  # fmt: skip
+        span = (end - start).total_seconds()
         # Offices are not equally busy: a few large ones, many small ones.
         office_weights = [1.0 / (1 + i % 10) for i in range(len(office_ids))]
         times = sorted(rnd.random() * span for _ in range(records))
@@ -159,7 +165,7 @@ def _generate(company, *, offices: int, records: int) -> None:
         current_month = None
         batch_id = uuid.uuid4()
         batch_drawn = defaultdict(int)
-        batch_last = START
+        batch_last = start
 
         def ledger_row(account, amount, kind, when, reference, batch_uuid=None, memo=""):
             ledger.write(
@@ -184,7 +190,7 @@ def _generate(company, *, offices: int, records: int) -> None:
             batch_id = uuid.uuid4()
 
         for n in range(records):
-            moment = START + dt.timedelta(seconds=times[n])
+            moment = start + dt.timedelta(seconds=times[n])
             month = _month_start(moment)
             if month != current_month:
                 current_month = month
@@ -240,8 +246,8 @@ def _generate(company, *, offices: int, records: int) -> None:
             "cost_total, pool_drawn, wallet_drawn, ai_drawn, uncovered, events) FROM STDIN"
         ) as copy:
             for m in range(MONTHS):
-                month = dt.date(START.year + (START.month - 1 + m) // 12,
-                                (START.month - 1 + m) % 12 + 1, 1)  # fmt: skip
+                month = dt.date(start.year + (start.month - 1 + m) // 12,
+                                (start.month - 1 + m) % 12 + 1, 1)  # fmt: skip
                 for office in office_ids:
                     for kind in ("standard", "ai_agent"):
                         used, cost, pool, ai, unc, events = allowance[(office, kind, month)]
