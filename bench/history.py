@@ -146,12 +146,18 @@ def _scenarios(company_id: int) -> tuple[list, dict]:
         ),
         "min_cost": ("min_cost=5", "AND u.cost >= %s", [5]),
     }
+    # Filters that match nothing make "newest first" look at every row unless an index
+    # answers them: the worst case a user can cause with one click.
+    rare = {
+        "funded_by (no match)": ("funded_by=wallet", "AND u.wallet_part > 0", []),
+        "min_cost (no match)": ("min_cost=100", "AND u.cost >= %s", [100]),
+    }
     combined = (
         "&".join(f[0] for f in filters.values()),
         " ".join(f[1] for f in filters.values()),
         [p for f in filters.values() for p in f[2]],
     )
-    return filters, combined
+    return {**filters, **rare}, combined
 
 
 def history_benchmarks(config: dict) -> list[Result]:
