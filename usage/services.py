@@ -221,6 +221,12 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
             cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
         return cond
 
+    # Allowance rows of every (office, kind, period) touched, created if new. Done before
+    # the accounts are locked, so the (rare) insert of a new month's rows, which may wait
+    # for another batch inserting the same rows, never happens while holding the pool.
+    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period in rated}
+    _allowances_ensure(company=company, keys=keys, offices=offices)
+
     expected = needs_pool + needs_ai + len(needs_wallets)
     accounts = list(
         Account.objects.select_for_update().filter(account_filter(), company=company).order_by("pk")
@@ -236,9 +242,8 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     ai = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
     wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
 
-    # Allowance rows of every (office, kind, period) touched, created if new, locked in pk order.
-    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period in rated}
-    allowances = _allowances_lock(company=company, keys=keys, offices=offices)
+    # Then the allowance rows, locked in pk order.
+    allowances = _allowances_lock(company=company, keys=keys)
 
     batch = uuid.uuid4()
     drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
@@ -323,34 +328,43 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     return {r.external_id: r for r in records}
 
 
-def _allowances_lock(*, company, keys, offices) -> dict[tuple, Allowance]:
-    """The allowance rows of `keys` (office pk, kind, period), the missing ones created,
-    all locked FOR UPDATE in pk order."""
-    office_ids = {o for o, _, _ in keys}
-    periods = {p for _, _, p in keys}
-    kinds = {k for _, k, _ in keys}
-    scope = Allowance.objects.filter(
-        company=company, office_id__in=office_ids, period__in=periods, kind__in=kinds
+def _allowance_scope(*, company, keys):
+    return Allowance.objects.filter(
+        company=company,
+        office_id__in={o for o, _, _ in keys},
+        period__in={p for _, _, p in keys},
+        kind__in={k for _, k, _ in keys},
     )
-    present = set(scope.values_list("office_id", "kind", "period"))
+
+
+def _allowances_ensure(*, company, keys, offices) -> None:
+    """Create the missing allowance rows of `keys` (office pk, kind, period)."""
+    present = set(
+        _allowance_scope(company=company, keys=keys).values_list("office_id", "kind", "period")
+    )
     missing = keys - present
-    if missing:
-        office_by_pk = {o.pk: o for o in offices.values()}
-        # Sorted, so two batches creating the same new rows insert them in the same order.
-        Allowance.objects.bulk_create(
-            [
-                Allowance(
-                    office_id=o,
-                    company=company,
-                    kind=k,
-                    period=p,
-                    included=included_credits(office_by_pk[o], k),
-                )
-                for o, k, p in sorted(missing)
-            ],
-            ignore_conflicts=True,
-        )
-    rows = scope.select_for_update().order_by("pk")
+    if not missing:
+        return
+    office_by_pk = {o.pk: o for o in offices.values()}
+    # Sorted, so two batches creating the same new rows insert them in the same order.
+    Allowance.objects.bulk_create(
+        [
+            Allowance(
+                office_id=o,
+                company=company,
+                kind=k,
+                period=p,
+                included=included_credits(office_by_pk[o], k),
+            )
+            for o, k, p in sorted(missing)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _allowances_lock(*, company, keys) -> dict[tuple, Allowance]:
+    """The allowance rows of `keys`, locked FOR UPDATE in pk order."""
+    rows = _allowance_scope(company=company, keys=keys).select_for_update().order_by("pk")
     return {
         (a.office_id, a.kind, a.period): a for a in rows if (a.office_id, a.kind, a.period) in keys
     }
@@ -379,6 +393,7 @@ def _allowances_save(allowances: list[Allowance]) -> None:
         )
 
 
+COPY_MIN_ROWS = 50
 RECORD_COLUMNS = (
     "company_id",
     "office_id",
@@ -413,7 +428,8 @@ def _records_insert(records: list[UsageRecord]) -> None:
 
     On PostgreSQL this is a COPY: bulk_create spends most of a 1000-event batch compiling
     and quoting 25,000 parameters, COPY streams the rows (see docs/scaling.md)."""
-    if connection.vendor != "postgresql" or not records:
+    if connection.vendor != "postgresql" or len(records) < COPY_MIN_ROWS:
+        # A few rows: one INSERT … RETURNING id is one round trip less than COPY + SELECT.
         UsageRecord.objects.bulk_create(records)
         return
     now = timezone.now()

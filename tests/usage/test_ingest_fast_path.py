@@ -14,6 +14,7 @@ from django.forms.models import model_to_dict
 from credits.models import Account, AccountKind, Allowance, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from tests.factories import company_factory, event
+from usage import services as usage_services
 from usage.models import UsageRecord
 from usage.services import usage_ingest
 
@@ -76,7 +77,9 @@ def _ingest_both_ways(care, monkeypatch):
         pooling_set(company=company, enabled=True, actor=care, reason="test")
         credits_purchase(company=company, amount="25", actor=care)
         credits_purchase(company=company, amount="5", kind="ai_agent", actor=care)
-    fast_results = usage_ingest(company=fast, events=_batch("fast"), actor=care)
+    with monkeypatch.context() as m:
+        m.setattr(usage_services, "COPY_MIN_ROWS", 1)  # COPY even for this small batch
+        fast_results = usage_ingest(company=fast, events=_batch("fast"), actor=care)
     with monkeypatch.context() as m:
         m.setattr(connection, "vendor", "other")  # the portable bulk_create/bulk_update path
         plain_results = usage_ingest(company=plain, events=_batch("plain"), actor=care)
@@ -145,9 +148,11 @@ def test_a_second_batch_adds_to_the_rollups_it_found(company):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_id_sent_twice_at_once_is_charged_once(company):
-    # Two batches race on one new external id: the loser's COPY hits the unique key,
-    # is retried, and then reports the id as a duplicate instead of failing.
+@pytest.mark.parametrize("copy_min_rows", [1, 1000], ids=["copy", "insert"])
+def test_the_same_id_sent_twice_at_once_is_charged_once(company, monkeypatch, copy_min_rows):
+    # Two batches race on one new external id: the loser's COPY (or INSERT) hits the unique
+    # key, is retried, and then reports the id as a duplicate instead of failing.
+    monkeypatch.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
     results, errors = [], []
     barrier = threading.Barrier(2)
 
