@@ -183,6 +183,7 @@ def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]
 
 def _charge(*, company, tz, events, offices, services, actor) -> dict[str, UsageRecord]:
     pooling = company.pooling_enabled
+    batch = uuid.uuid4()
     rated = []
     needs_wallets = set()
     needs_pool = needs_ai = False
@@ -190,17 +191,29 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         office, service = offices[e.office], services[e.service]
         kind = service.credit_kind
         quantity = q(Decimal(str(e.quantity)))
-        rated.append(
-            (
-                e,
-                office,
-                service,
-                kind,
-                quantity,
-                q(quantity * service.rate),
-                period_of(e.occurred_at, tz),
-            )
+        cost = q(quantity * service.rate)
+        period = period_of(e.occurred_at, tz)
+        # The record is built before any balance is locked (building 1000 model instances
+        # takes longer than writing them); the split is filled in under the locks.
+        record = UsageRecord(
+            company=company,
+            office=office,
+            service=service,
+            external_id=e.external_id,
+            credit_kind=kind,
+            quantity=quantity,
+            rate=service.rate,
+            cost=cost,
+            occurred_at=e.occurred_at,
+            period=period,
+            pooling_on=pooling,
+            user_label=e.user_label or "",
+            phone_number=e.phone_number or "",
+            metadata=e.metadata or {},
+            batch=batch,
+            created_by=actor,
         )
+        rated.append((e, office, service, kind, quantity, cost, period, record))
         if kind == CreditKind.AI_AGENT:
             needs_ai = True
         elif pooling:
@@ -224,7 +237,7 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     # Allowance rows of every (office, kind, period) touched, created if new. Done before
     # the accounts are locked, so the (rare) insert of a new month's rows, which may wait
     # for another batch inserting the same rows, never happens while holding the pool.
-    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period in rated}
+    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period, _ in rated}
     _allowances_ensure(company=company, keys=keys, offices=offices)
 
     expected = needs_pool + needs_ai + len(needs_wallets)
@@ -245,10 +258,9 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     # Then the allowance rows, locked in pk order.
     allowances = _allowances_lock(company=company, keys=keys)
 
-    batch = uuid.uuid4()
     drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
     records = []
-    for e, office, service, kind, quantity, cost, period in rated:
+    for _e, office, _service, kind, _quantity, cost, period, record in rated:
         allowance = allowances[(office.pk, kind, period)]
         if kind == CreditKind.AI_AGENT:
             account = ai
@@ -273,31 +285,16 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         allowance.ai_drawn += parts["ai_part"]
         allowance.uncovered += split.uncovered
         allowance.events += 1
-        records.append(
-            UsageRecord(
-                company=company,
-                office=office,
-                service=service,
-                external_id=e.external_id,
-                credit_kind=kind,
-                quantity=quantity,
-                rate=service.rate,
-                cost=cost,
-                occurred_at=e.occurred_at,
-                period=period,
-                allowance_part=split.allowance,
-                uncovered=split.uncovered,
-                pooling_on=pooling,
-                funding_account=account,
-                funding_balance_after=account.balance,
-                user_label=e.user_label or "",
-                phone_number=e.phone_number or "",
-                metadata=e.metadata or {},
-                batch=batch,
-                created_by=actor,
-                **parts,
-            )
+        record.allowance_part = split.allowance
+        record.uncovered = split.uncovered
+        record.pool_part, record.wallet_part, record.ai_part = (
+            parts["pool_part"],
+            parts["wallet_part"],
+            parts["ai_part"],
         )
+        record.funding_account = account
+        record.funding_balance_after = account.balance
+        records.append(record)
     _records_insert(records)
     counts: dict[int, int] = defaultdict(int)
     for record in records:
