@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from core.db import lock_company, retry_on_conflict
@@ -86,9 +87,7 @@ def _validate(
         o.slug: o
         for o in Office.objects.filter(
             company=company, slug__in={e.office for e in events if isinstance(e.office, str)}
-        )
-        .select_related("plan")
-        .prefetch_related("office_addons__addon")
+        ).select_related("plan")
     }
     services = {
         s.code: s
@@ -343,6 +342,10 @@ def _allowances_ensure(*, company, keys, offices) -> None:
     if not missing:
         return
     office_by_pk = {o.pk: o for o in offices.values()}
+    # Add-ons matter only for a new month's allowance rows, so they are read only then.
+    prefetch_related_objects(
+        [office_by_pk[o] for o in {o for o, _, _ in missing}], "office_addons__addon"
+    )
     # Sorted, so two batches creating the same new rows insert them in the same order.
     Allowance.objects.bulk_create(
         [

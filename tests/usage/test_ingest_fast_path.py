@@ -10,10 +10,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from credits.models import Account, AccountKind, Allowance, LedgerEntry
 from credits.services import credits_purchase, pooling_set
-from tests.factories import company_factory, event
+from offices.services import office_addon_set
+from tests.factories import AddOnFactory, company_factory, event
 from usage import services as usage_services
 from usage.models import UsageRecord
 from usage.services import usage_ingest
@@ -175,3 +177,25 @@ def test_the_same_id_sent_twice_at_once_is_charged_once(company, monkeypatch, co
     assert UsageRecord.objects.filter(company=company, external_id="same").count() == 1
     allowance = Allowance.objects.get(office__slug="hq", office__company=company, kind="standard")
     assert allowance.events == 1
+
+
+def test_a_new_months_allowance_includes_the_offices_add_ons(
+    company, django_assert_max_num_queries
+):
+    # given: austin has two of a 50-credit add-on on top of its 100-credit plan
+    austin = company.offices.get(slug="austin")
+    office_addon_set(office=austin, addon=AddOnFactory(code="extra"), quantity=2)
+    # when: its first event of the month is charged
+    (result,) = usage_ingest(
+        company=company, events=[event("n1", office="austin", quantity="180", occurred_at=WHEN)]
+    )
+    # then: 200 credits are included, so all 180 come from the allowance
+    allowance = Allowance.objects.get(office=austin, kind="standard")
+    assert allowance.included == Decimal("200")
+    assert result.record.allowance_part == Decimal("180")
+    # and a later event of the same month does not read the add-ons again
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(
+            company=company, events=[event("n2", office="austin", quantity="1", occurred_at=WHEN)]
+        )
+    assert not [q for q in queries.captured_queries if "offices_officeaddon" in q["sql"]]
