@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -55,6 +57,9 @@ def _setup_django() -> None:
     import django
 
     django.setup()
+    # 404s of pages not (yet) present are reported in the table, not logged per request.
+    logging.getLogger("django.request").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="No directory at")
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
