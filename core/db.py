@@ -1,8 +1,6 @@
 """Row locks and retries shared by every write that touches balances.
 
 Lock order everywhere: company row → accounts in pk order → allowance rows in pk order.
-(Usage inserts a new month's allowance rows just before locking the accounts, so it never
-waits on another batch's insert while holding a balance.)
 Usage takes the company row in SHARE mode (many batches at once), the pooling toggle
 takes it exclusively, so a batch sees the pooling state either before or after a toggle.
 """

@@ -233,12 +233,6 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
             cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
         return cond
 
-    # Allowance rows of every (office, kind, period) touched, created if new. Done before
-    # the accounts are locked, so the (rare) insert of a new month's rows, which may wait
-    # for another batch inserting the same rows, never happens while holding the pool.
-    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period, _ in rated}
-    _allowances_ensure(company=company, keys=keys, offices=offices)
-
     expected = needs_pool + needs_ai + len(needs_wallets)
     accounts = list(
         Account.objects.select_for_update().filter(account_filter(), company=company).order_by("pk")
@@ -254,8 +248,14 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     ai = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
     wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
 
-    # Then the allowance rows, locked in pk order.
+    # Then the allowance rows of every (office, kind, period) touched, locked in pk order;
+    # a new month's rows are created first (rare: once per office, kind and month).
+    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period, _ in rated}
     allowances = _allowances_lock(company=company, keys=keys)
+    missing = keys - allowances.keys()
+    if missing:
+        _allowances_create(company=company, keys=missing, offices=offices)
+        allowances.update(_allowances_lock(company=company, keys=missing))
 
     drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
     records = []
@@ -333,14 +333,9 @@ def _allowance_scope(*, company, keys):
     )
 
 
-def _allowances_ensure(*, company, keys, offices) -> None:
-    """Create the missing allowance rows of `keys` (office pk, kind, period)."""
-    present = set(
-        _allowance_scope(company=company, keys=keys).values_list("office_id", "kind", "period")
-    )
-    missing = keys - present
-    if not missing:
-        return
+def _allowances_create(*, company, keys, offices) -> None:
+    """Create the allowance rows of `keys` (office pk, kind, period) unless they exist."""
+    missing = keys
     office_by_pk = {o.pk: o for o in offices.values()}
     # Add-ons matter only for a new month's allowance rows, so they are read only then.
     prefetch_related_objects(
