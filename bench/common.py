@@ -76,8 +76,9 @@ def raw_connect(**kwargs) -> psycopg.Connection:
     return psycopg.connect(url, **kwargs)
 
 
-def ensure_catalog():
-    """The bench services and plan (catalog data, created once)."""
+def ensure_catalog(*, included: bool = True):
+    """The bench services and plan (catalog data, created once). `included=False` gives
+    a plan without allowance, so every event draws on the pool (the hot path)."""
     from offices.models import Plan
     from usage.models import Service
 
@@ -93,11 +94,11 @@ def ensure_catalog():
             },
         )
     plan, _ = Plan.objects.update_or_create(
-        code=BENCH_PLAN,
+        code=BENCH_PLAN if included else f"{BENCH_PLAN}-payg",
         defaults={
-            "name": "Bench plan",
-            "included_standard": PLAN_INCLUDED["standard"],
-            "included_ai_agent": PLAN_INCLUDED["ai_agent"],
+            "name": "Bench plan" if included else "Bench plan, no allowance",
+            "included_standard": PLAN_INCLUDED["standard"] if included else 0,
+            "included_ai_agent": PLAN_INCLUDED["ai_agent"] if included else 0,
         },
     )
     return plan
@@ -130,13 +131,20 @@ def bench_admin_user(company):
     return user
 
 
-def company_build(*, slug: str, offices: int, pooling: bool, pool_credits: Decimal | None):
+def company_build(
+    *,
+    slug: str,
+    offices: int,
+    pooling: bool,
+    pool_credits: Decimal | None,
+    included: bool = True,
+):
     """A company made through the services, like a real one: primary office `o000`,
     further offices `o001`…, pooling as asked, the pool topped up."""
     from credits.services import credits_purchase, pooling_set
     from offices.services import company_create, office_create
 
-    plan = ensure_catalog()
+    plan = ensure_catalog(included=included)
     company = company_create(
         name=slug.replace("-", " ").title(),
         slug=slug,

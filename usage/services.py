@@ -87,13 +87,15 @@ def _validate(
         o.slug: o
         for o in Office.objects.filter(
             company=company, slug__in={e.office for e in events if isinstance(e.office, str)}
-        ).select_related("plan")
+        )
+        .select_related("plan")
+        .order_by()  # into a dict: the models' default ordering would only cost time
     }
     services = {
         s.code: s
         for s in Service.objects.filter(
             code__in={e.service for e in events if isinstance(e.service, str)}, active=True
-        )
+        ).order_by()
     }
     max_quantity = Decimal(settings.USAGE_MAX_QUANTITY)
     latest = timezone.now() + dt.timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
@@ -164,7 +166,8 @@ def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]
     tz = company.tz
     ids = [e.external_id for e in events]
     existing = {
-        r.external_id: r for r in UsageRecord.objects.filter(company=company, external_id__in=ids)
+        r.external_id: r
+        for r in UsageRecord.objects.filter(company=company, external_id__in=ids).order_by()
     }
     fresh = [e for e in events if e.external_id not in existing]
     created: dict[str, UsageRecord] = {}
