@@ -392,32 +392,6 @@ def _allowances_save(allowances: list[Allowance]) -> None:
 
 
 COPY_MIN_ROWS = 50
-RECORD_COLUMNS = (
-    "company_id",
-    "office_id",
-    "service_id",
-    "external_id",
-    "credit_kind",
-    "quantity",
-    "rate",
-    "cost",
-    "occurred_at",
-    "period",
-    "allowance_part",
-    "pool_part",
-    "wallet_part",
-    "ai_part",
-    "uncovered",
-    "pooling_on",
-    "funding_account_id",
-    "funding_balance_after",
-    "user_label",
-    "phone_number",
-    "metadata",
-    "batch",
-    "created_by_id",
-    "created_at",
-)
 
 
 def _records_insert(records: list[UsageRecord]) -> None:
@@ -431,40 +405,29 @@ def _records_insert(records: list[UsageRecord]) -> None:
         UsageRecord.objects.bulk_create(records)
         return
     now = timezone.now()
-    metadata = UsageRecord._meta.get_field("metadata")
-    table = UsageRecord._meta.db_table
+    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+    stamped = [
+        f.attname
+        for f in fields
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
     for record in records:
-        record.created_at = now
+        for attname in stamped:  # what pre_save() would set (created_at)
+            setattr(record, attname, now)
+    # psycopg adapts every column type natively except JSON, which needs its wrapper.
+    prepared = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    table = UsageRecord._meta.db_table
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.copy(f"COPY {table} ({', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for r in records:
                 copy.write_row(
-                    (
-                        r.company_id,
-                        r.office_id,
-                        r.service_id,
-                        r.external_id,
-                        r.credit_kind,
-                        r.quantity,
-                        r.rate,
-                        r.cost,
-                        r.occurred_at,
-                        r.period,
-                        r.allowance_part,
-                        r.pool_part,
-                        r.wallet_part,
-                        r.ai_part,
-                        r.uncovered,
-                        r.pooling_on,
-                        r.funding_account_id,
-                        r.funding_balance_after,
-                        r.user_label,
-                        r.phone_number,
-                        metadata.get_db_prep_save(r.metadata, connection),
-                        r.batch,
-                        r.created_by_id,
-                        r.created_at,
-                    )
+                    [
+                        f.get_db_prep_save(getattr(r, f.attname), connection)
+                        if f.attname in prepared
+                        else getattr(r, f.attname)
+                        for f in fields
+                    ]
                 )
         cursor.execute(
             f"SELECT external_id, id FROM {table} WHERE company_id = %s AND batch = %s",  # noqa: S608
