@@ -56,6 +56,9 @@ def office_addon_set(*, office: Office, addon: AddOn, quantity: int, actor=None)
 def membership_grant(*, user, company: Company, office: Office | None = None) -> Membership:
     """Company admin when no office is given, otherwise office admin of that office."""
     role = Role.OFFICE_ADMIN if office else Role.COMPANY_ADMIN
+    existing = Membership.objects.filter(user=user, company=company, office=office).first()
+    if existing is not None:  # granting again changes nothing (full_clean would refuse it)
+        return existing
     membership = Membership(user=user, company=company, office=office, role=role)
     membership.full_clean()
     obj, _ = Membership.objects.get_or_create(
