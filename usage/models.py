@@ -44,8 +44,14 @@ HALF_UNIT = Value(Decimal("0.00005"), output_field=models.DecimalField())
 class UsageRecord(ImmutableModel):
     """One charged usage event and exactly how its cost was funded (SPEC §3)."""
 
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="usage_records")
-    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="usage_records")
+    # No single-column indexes on company/office: the composite indexes below start with
+    # them, and every index is paid for on each ingested event.
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
+    office = models.ForeignKey(
+        Office, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="usage_records")
     external_id = models.CharField(max_length=200)
     credit_kind = models.CharField(max_length=10, choices=CreditKind.choices)
@@ -99,6 +105,23 @@ class UsageRecord(ImmutableModel):
             models.Index(fields=["company", "-occurred_at", "-id"], name="usage_company_time"),
             models.Index(fields=["office", "-occurred_at", "-id"], name="usage_office_time"),
             models.Index(fields=["company", "period"], name="usage_company_period"),
+            # History filters whose matches can be rare (a few rows in a million): without
+            # these, "newest first" walks the whole company (EXPLAIN: 270 ms at 1M rows).
+            # Partial, so an event pays only for the parts it actually has.
+            *[
+                models.Index(
+                    fields=["company", "-occurred_at", "-id"],
+                    condition=Q(**{f"{part}__gt": 0}),
+                    name=f"usage_company_time_{short}",
+                )
+                for part, short in (
+                    ("pool_part", "pool"),
+                    ("wallet_part", "wallet"),
+                    ("ai_part", "ai"),
+                    ("uncovered", "uncov"),
+                )
+            ],
+            models.Index(fields=["company", "cost"], name="usage_company_cost"),
         ]
 
     def __str__(self) -> str:

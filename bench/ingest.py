@@ -1,0 +1,644 @@
+"""Ingestion throughput: batches (issue 6 §1) and single events (§2).
+
+Each path gets its own fresh company (same offices, plan, pool and events), so the three
+runs write identical rows: the raw-SQL baseline, the service called in-process, and the
+HTTP API served by gunicorn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import queue
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from bench.common import Result, company_build, company_drop, raw_connect
+from bench.dataset import TRAFFIC
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "bench-ingest-"
+PLACES = Decimal("0.0001")
+POOL_CREDITS = Decimal("3000000")
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def make_events(count: int, offices: int, *, tag: str) -> list[dict]:
+    """`count` events as the API receives them (JSON-ready), spread over the offices,
+    the service mix of real traffic, and the last two days."""
+    rnd = random.Random(f"events-{count}-{offices}")  # noqa: S311 - reproducible test data
+    codes = list(TRAFFIC)
+    weights = [TRAFFIC[c][0] for c in codes]
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    events = []
+    for n in range(count):
+        code = rnd.choices(codes, weights=weights)[0]
+        _, low, high = TRAFFIC[code]
+        events.append(
+            {
+                "id": f"{tag}-{n:07d}",
+                "office": f"o{n % offices:03d}",
+                "service": code,
+                "quantity": rnd.randint(low, high),
+                "occurred_at": (now - dt.timedelta(seconds=rnd.randint(0, 2 * 86400))).isoformat(),
+                "user": f"user{n % 97}",
+                "number": f"+1555{n % 10_000_000:07d}",
+                "metadata": {},
+            }
+        )
+    return events
+
+
+def to_service_events(events: list[dict]):
+    from usage.services import UsageEventIn
+
+    return [
+        UsageEventIn(
+            external_id=e["id"],
+            office=e["office"],
+            service=e["service"],
+            quantity=Decimal(e["quantity"]),
+            occurred_at=dt.datetime.fromisoformat(e["occurred_at"]),
+            user_label=e["user"],
+            phone_number=e["number"],
+            metadata=e["metadata"],
+        )
+        for e in events
+    ]
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# ---------------------------------------------------------------------------- drivers
+
+
+def drive(jobs: list, clients: int, work, *, setup=None, teardown=None) -> tuple[float, list]:
+    """Run `work(state, job)` for every job on `clients` threads; wall seconds, errors."""
+    todo: queue.Queue = queue.Queue()
+    for job in jobs:
+        todo.put(job)
+    errors: list = []
+    barrier = threading.Barrier(clients + 1)
+
+    def worker():
+        state = setup() if setup else None
+        barrier.wait()
+        try:
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    work(state, job)
+                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                    errors.append(repr(exc)[:300])
+        finally:
+            if teardown:
+                teardown(state)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, errors
+
+
+def drive_for(seconds: float, clients: int, work, *, setup=None, teardown=None):
+    """Every client repeats `work(state, n)` until `seconds` have passed; (wall, done, errors)."""
+    stop = time.perf_counter() + seconds
+    counter = iter(range(10**12))
+    lock = threading.Lock()
+    done = [0]
+    errors: list = []
+    barrier = threading.Barrier(clients + 1)
+
+    def worker():
+        state = setup() if setup else None
+        barrier.wait()
+        try:
+            while time.perf_counter() < stop:
+                with lock:
+                    n = next(counter)
+                try:
+                    work(state, n)
+                    with lock:
+                        done[0] += 1
+                except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                    errors.append(repr(exc)[:300])
+        finally:
+            if teardown:
+                teardown(state)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, done[0], errors
+
+
+def drive_processes(clients: int, work, *, setup, jobs=None, seconds=None, start=0):
+    """Like drive()/drive_for(), but each client is a forked process, as gunicorn workers
+    are: Python threads would share one GIL, and a thread holding the pool's row lock
+    would wait for the GIL between statements, which no real deployment does.
+
+    With `jobs`, client i does jobs[i::clients]; with `seconds`, each repeats
+    work(state, n) with its own n (start + i, + clients, …) until time is up.
+    Returns (wall, done, errors)."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # children open their own connections
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(clients + 1)
+    results = ctx.Queue()
+
+    def child(index: int) -> None:
+        done, errors = 0, []
+        try:
+            state = setup()
+            barrier.wait()
+            started = time.perf_counter()
+            if jobs is not None:
+                for job in jobs[index::clients]:
+                    try:
+                        work(state, job)
+                        done += 1
+                    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                        errors.append(repr(exc)[:300])
+            else:
+                n = start + index
+                while time.perf_counter() - started < seconds:
+                    try:
+                        work(state, n)
+                        done += 1
+                    except Exception as exc:  # noqa: BLE001
+                        errors.append(repr(exc)[:300])
+                    n += clients
+            results.put((time.perf_counter() - started, done, errors[:5]))
+        except Exception as exc:  # noqa: BLE001
+            results.put((0.0, 0, [repr(exc)[:300]]))
+        finally:
+            results.close()
+            results.join_thread()  # flush the result before the hard exit below
+            os._exit(0)  # skip the parent's atexit handlers and inherited connections
+
+    procs = [ctx.Process(target=child, args=(i,)) for i in range(clients)]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    outcomes = [results.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join()
+    wall = max(o[0] for o in outcomes)
+    return wall, sum(o[1] for o in outcomes), [e for o in outcomes for e in o[2]]
+
+
+def _django_state():
+    return None
+
+
+# ---------------------------------------------------------------------------- raw SQL
+
+
+class RawIngest:
+    """The baseline: the same records, allowance rows, balance updates and ledger entries
+    the service writes, with hand-written SQL on one psycopg connection per client, one
+    transaction per batch, the same locks in the same order (company FOR SHARE →
+    accounts FOR UPDATE in pk order → allowance rows FOR UPDATE in pk order)."""
+
+    def __init__(self, company_id: int):
+        self.company_id = company_id
+
+    def connect(self):
+        return raw_connect()
+
+    def ingest(self, conn, events: list[dict]) -> None:
+        cid = self.company_id
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT pooling_enabled FROM offices_company WHERE id = %s FOR SHARE", [cid]
+            )
+            (pooling,) = cur.fetchone()
+            cur.execute(
+                "SELECT o.slug, o.id, p.included_standard, p.included_ai_agent "
+                "FROM offices_office o JOIN offices_plan p ON p.id = o.plan_id "
+                "WHERE o.company_id = %s AND o.slug = ANY(%s)",
+                [cid, list({e["office"] for e in events})],
+            )
+            offices = {slug: (pk, std, ai) for slug, pk, std, ai in cur.fetchall()}
+            cur.execute(
+                "SELECT a.office_id, ad.included_standard * a.quantity, "
+                "ad.included_ai_agent * a.quantity FROM offices_officeaddon a "
+                "JOIN offices_addon ad ON ad.id = a.addon_id WHERE a.office_id = ANY(%s)",
+                [[pk for pk, _, _ in offices.values()]],
+            )
+            extra = defaultdict(lambda: [Decimal(0), Decimal(0)])
+            for office_id, std, ai in cur.fetchall():
+                extra[office_id][0] += std
+                extra[office_id][1] += ai
+            cur.execute(
+                "SELECT code, id, rate, credit_kind FROM usage_service "
+                "WHERE active AND code = ANY(%s)",
+                [list({e["service"] for e in events})],
+            )
+            services = {code: (pk, rate, kind) for code, pk, rate, kind in cur.fetchall()}
+            cur.execute(
+                "SELECT external_id FROM usage_usagerecord "
+                "WHERE company_id = %s AND external_id = ANY(%s)",
+                [cid, [e["id"] for e in events]],
+            )
+            seen = {r[0] for r in cur.fetchall()}
+            fresh = [e for e in events if e["id"] not in seen]
+            if not fresh:
+                return
+            rated = []
+            for e in fresh:
+                office_id, std, ai = offices[e["office"]]
+                service_id, rate, kind = services[e["service"]]
+                quantity = Decimal(e["quantity"]).quantize(PLACES)
+                cost = (quantity * rate).quantize(PLACES, rounding=ROUND_HALF_UP)
+                occurred = dt.datetime.fromisoformat(e["occurred_at"])
+                period = occurred.astimezone(dt.UTC).date().replace(day=1)
+                included = (std + extra[office_id][0]) if kind == "standard" else (
+                    ai + extra[office_id][1]
+                )  # fmt: skip
+                rated.append((e, office_id, service_id, rate, kind, quantity, cost, occurred,
+                              period, included))  # fmt: skip
+            kinds = {r[4] for r in rated}
+            wanted = []
+            if "ai_agent" in kinds:
+                wanted.append("ai_agent")
+            if "standard" in kinds and pooling:
+                wanted.append("pool")
+            cur.execute(
+                "SELECT id, kind, office_id, balance FROM credits_account "
+                "WHERE company_id = %s AND (kind = ANY(%s) OR (kind = 'wallet' AND %s "
+                "AND office_id = ANY(%s))) ORDER BY id FOR UPDATE",
+                [cid, wanted, not pooling, list({r[1] for r in rated})],
+            )
+            accounts = {}
+            for pk, kind, office_id, bal in cur.fetchall():
+                accounts[("wallet", office_id) if kind == "wallet" else (kind, None)] = [pk, bal]
+            keys = sorted({(r[1], r[4], r[8]) for r in rated})
+            included_of = {(r[1], r[4], r[8]): r[9] for r in rated}
+            cur.executemany(
+                "INSERT INTO credits_allowance (office_id, company_id, kind, period, included, "
+                "used, cost_total, pool_drawn, wallet_drawn, ai_drawn, uncovered, events) "
+                "VALUES (%s, %s, %s, %s, %s, 0, 0, 0, 0, 0, 0, 0) "
+                "ON CONFLICT (office_id, kind, period) DO NOTHING",
+                [(o, cid, k, p, included_of[(o, k, p)]) for o, k, p in keys],
+            )
+            cur.execute(
+                "SELECT id, office_id, kind, period, included, used, cost_total, pool_drawn, "
+                "wallet_drawn, ai_drawn, uncovered, events FROM credits_allowance "
+                "WHERE (office_id, kind, period) IN (SELECT * FROM unnest(%s::bigint[], "
+                "%s::text[], %s::date[])) ORDER BY id FOR UPDATE",
+                [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+            )
+            allowances = {(r[1], r[2], r[3]): list(r) for r in cur.fetchall()}
+            batch = uuid.uuid4()
+            drawn = defaultdict(lambda: Decimal(0))
+            counts = defaultdict(int)
+            out = io.StringIO()
+            for e, office_id, service_id, rate, kind, quantity, cost, occurred, period, _ in rated:
+                row = allowances[(office_id, kind, period)]
+                from_allowance = min(cost, max(row[4] - row[5], Decimal(0)))
+                if kind == "ai_agent":
+                    key, column = ("ai_agent", None), 9
+                elif pooling:
+                    key, column = ("pool", None), 7
+                else:
+                    key, column = ("wallet", office_id), 8
+                account = accounts[key]
+                funded = min(cost - from_allowance, max(account[1], Decimal(0)))
+                uncovered = cost - from_allowance - funded
+                account[1] -= funded
+                drawn[account[0]] += funded
+                counts[account[0]] += 1
+                row[5] += from_allowance
+                row[6] += cost
+                row[column] += funded
+                row[10] += uncovered
+                row[11] += 1
+                parts = [Decimal(0)] * 3
+                parts[column - 7] = funded
+                out.write(
+                    f"{cid}\t{office_id}\t{service_id}\t{e['id']}\t{kind}\t{quantity}\t{rate}\t"
+                    f"{cost}\t{occurred.isoformat()}\t{period}\t{from_allowance}\t{parts[0]}\t"
+                    f"{parts[1]}\t{parts[2]}\t{uncovered}\t{'t' if pooling else 'f'}\t"
+                    f"{account[0]}\t{account[1]}\t{e['user']}\t{e['number']}\t"
+                    f"{json.dumps(e['metadata'])}\t{batch}\t\\N\tnow\n"
+                )
+            with cur.copy(
+                "COPY usage_usagerecord (company_id, office_id, service_id, external_id, "
+                "credit_kind, quantity, rate, cost, occurred_at, period, allowance_part, "
+                "pool_part, wallet_part, ai_part, uncovered, pooling_on, funding_account_id, "
+                "funding_balance_after, user_label, phone_number, metadata, batch, "
+                "created_by_id, created_at) FROM STDIN"
+            ) as copy:
+                copy.write(out.getvalue())
+            for pk, balance in accounts.values():
+                if drawn[pk]:
+                    cur.execute(
+                        "UPDATE credits_account SET balance = %s, updated_at = now() WHERE id = %s",
+                        [balance, pk],
+                    )
+                    cur.execute(
+                        "INSERT INTO credits_ledgerentry (account_id, company_id, entry_type, "
+                        "amount, balance_after, reference, idempotency_key, usage_batch, memo, "
+                        "created_at) VALUES (%s, %s, 'usage', %s, %s, %s, '', %s, %s, now())",
+                        [pk, cid, -drawn[pk], balance, f"usage-batch:{batch}", batch,
+                         f"Usage: {counts[pk]} events"],
+                    )  # fmt: skip
+            cur.execute(
+                "UPDATE credits_allowance a SET used = v.used, cost_total = v.cost, "
+                "pool_drawn = v.pool, wallet_drawn = v.wallet, ai_drawn = v.ai, "
+                "uncovered = v.unc, events = v.n FROM unnest(%s::bigint[], %s::numeric[], "
+                "%s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], "
+                "%s::int[]) AS v(id, used, cost, pool, wallet, ai, unc, n) WHERE a.id = v.id",
+                [[r[i] for r in allowances.values()] for i in (0, 5, 6, 7, 8, 9, 10, 11)],
+            )
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """gunicorn serving config.wsgi on 127.0.0.1, production-like (DEBUG off)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.port = _free_port()
+        self.proc = None
+
+    def __enter__(self):
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.local",
+            DEBUG="False",
+            CONN_MAX_AGE="600",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+        )
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "config.wsgi", "-w", str(self.workers), "-b",
+             f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        print(f"  gunicorn: {self.workers} workers on 127.0.0.1:{self.port}", flush=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("gunicorn exited at start-up") from None
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start in 30 s")
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def api_key_for(slug: str) -> str:
+    """A fresh API key through the documented command (its last output line is the key)."""
+    out = io.StringIO()
+    from django.core.management import call_command
+
+    call_command("create_api_key", company=slug, stdout=out)
+    lines = [line.strip() for line in out.getvalue().splitlines() if line.strip()]
+    return lines[-1]
+
+
+def http_poster(base_url: str, key: str):
+    import requests
+
+    def setup():
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {key}"})
+        return session
+
+    def post(session, events: list[dict]) -> None:
+        response = session.post(
+            f"{base_url}/api/v1/usage-events", json={"events": events}, timeout=120
+        )
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    return setup, post
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _charged(slug: str) -> int:
+    with raw_connect() as conn:
+        return conn.execute(
+            "SELECT count(*) FROM usage_usagerecord u JOIN offices_company c "
+            "ON c.id = u.company_id WHERE c.slug = %s",
+            [slug],
+        ).fetchone()[0]
+
+
+def _fresh_company(tag: str, offices: int):
+    slug = f"{PREFIX}{tag}"
+    company_drop(slug)
+    # No included allowance: every standard event draws on the one shared pool.
+    return company_build(
+        slug=slug, offices=offices, pooling=True, pool_credits=POOL_CREDITS, included=False
+    )
+
+
+def _unavailable(name: str, exc: Exception, target: str, unit: str) -> Result:
+    return Result(
+        name, None, unit, target=target, passed=False, note=f"not measured: {exc!r}"[:300]
+    )
+
+
+# ---------------------------------------------------------------------------- benchmarks
+
+
+def batch_benchmarks(config: dict) -> list[Result]:
+    """§1: 200,000 events in batches of 1000 across 20 offices, pooling on."""
+    from usage.services import usage_ingest
+
+    count, size, offices = config["batch_events"], config["batch_size"], config["batch_offices"]
+    clients = config["workers"]
+    events = make_events(count, offices, tag="b")
+    batches = chunks(events, size)
+    print(f"batch ingestion: {count:,} events, batches of {size}, {offices} offices, "
+          f"{clients} concurrent clients", flush=True)  # fmt: skip
+    results = []
+
+    company = _fresh_company("raw", offices)
+    raw = RawIngest(company.pk)
+    seconds, _, errors = drive_processes(
+        clients, lambda conn, b: raw.ingest(conn, b), setup=raw.connect, jobs=batches
+    )
+    assert _charged(company.slug) == count, errors[:3]
+    baseline = count / seconds
+    print(f"  raw SQL: {baseline:,.0f} events/s ({seconds:.1f} s)", flush=True)
+
+    company = _fresh_company("svc", offices)
+    service_batches = [to_service_events(b) for b in batches]
+    seconds, _, errors = drive_processes(
+        clients,
+        lambda _s, b: usage_ingest(company=company, events=b),
+        setup=_django_state,
+        jobs=service_batches,
+    )
+    measured = count / seconds if not errors else None
+    print(f"  service: {count / seconds:,.0f} events/s ({seconds:.1f} s)", flush=True)
+    results.append(
+        Result(
+            f"batch ingest, service ({clients} processes)", measured, "ev/s", baseline,
+            target="≥ 25% of raw", passed=measured is not None and measured >= 0.25 * baseline,
+            details={"seconds": seconds, "clients": clients, "errors": errors[:5]},
+        )
+    )  # fmt: skip
+
+    if config["http"]:
+        name, target = "batch ingest, HTTP API", "≥ 10,000 ev/s and ≥ 25% of raw"
+        try:
+            company = _fresh_company("http", offices)
+            key = api_key_for(company.slug)
+            with Gunicorn(config["workers"]) as server:
+                setup, post = http_poster(server.url, key)
+                post(setup(), batches[0])  # warm-up: imports, connections
+                seconds, errors = drive(batches[1:], clients, post, setup=setup)
+            sent = count - len(batches[0])
+            measured = sent / seconds if not errors else None
+            print(f"  HTTP: {sent / seconds:,.0f} events/s ({seconds:.1f} s), "
+                  f"{len(errors)} errors", flush=True)  # fmt: skip
+            results.append(
+                Result(
+                    name, measured, "ev/s", baseline, target=target,
+                    passed=measured is not None and measured >= max(10_000, 0.25 * baseline),
+                    details={"seconds": seconds, "workers": config["workers"],
+                             "clients": clients, "errors": errors[:5]},
+                    note=f"gunicorn workers: {config['workers']}"
+                    + (f"; errors: {errors[0]}" if errors else ""),
+                )
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - an unavailable API is reported, not fatal
+            results.append(_unavailable(name, exc, target, "ev/s"))
+    company_drop(PREFIX)
+    return results
+
+
+def single_benchmarks(config: dict) -> list[Result]:
+    """§2: 8 concurrent clients, one event per request, one shared pool."""
+    from usage.services import usage_ingest
+
+    clients, seconds = config["single_clients"], config["single_seconds"]
+    offices = config["batch_offices"]
+    pool = make_events(200_000, offices, tag="s")
+    print(f"single-event ingestion: {clients} clients, {seconds:.0f} s per path", flush=True)
+    results = []
+
+    # The load of a shared machine drifts: alternate short rounds of the two paths and
+    # compare the totals, so both see the same conditions.
+    rounds = 4
+    raw_company = _fresh_company("single-raw", offices)
+    raw = RawIngest(raw_company.pk)
+    company = _fresh_company("single-svc", offices)
+    service_events = to_service_events(pool)
+    totals = {"raw": [0.0, 0], "service": [0.0, 0]}
+    errors: list = []
+    per_round = len(pool) // rounds
+    for r in range(rounds):
+        wall, done, _ = drive_processes(
+            clients, lambda conn, n: raw.ingest(conn, [pool[n]]), setup=raw.connect,
+            seconds=seconds / rounds, start=r * per_round,
+        )  # fmt: skip
+        totals["raw"][0] += wall
+        totals["raw"][1] += done
+        wall, done, errs = drive_processes(
+            clients,
+            lambda _s, n: usage_ingest(company=company, events=[service_events[n]]),
+            setup=_django_state,
+            seconds=seconds / rounds,
+            start=r * per_round,
+        )
+        totals["service"][0] += wall
+        totals["service"][1] += done
+        errors += errs
+    baseline = totals["raw"][1] / totals["raw"][0]
+    rate = totals["service"][1] / totals["service"][0]
+    measured = rate if not errors else None
+    wall, done = totals["service"]
+    print(f"  raw SQL: {baseline:,.0f} events/s", flush=True)
+    print(f"  service: {rate:,.0f} events/s, {len(errors)} errors", flush=True)
+    results.append(
+        Result(
+            f"single-event ingest, service ({clients} processes)", measured, "ev/s", baseline,
+            target="≥ 50% of raw", passed=measured is not None and measured >= 0.5 * baseline,
+            details={"seconds": wall, "events": done, "errors": errors[:5]},
+        )
+    )  # fmt: skip
+
+    if config["http"]:
+        name = "single-event ingest, HTTP API (8 clients)"
+        try:
+            company = _fresh_company("single-http", offices)
+            key = api_key_for(company.slug)
+            with Gunicorn(config["workers"]) as server:
+                setup, post = http_poster(server.url, key)
+                post(setup(), [pool[-1]])  # warm-up
+                wall, done, errors = drive_for(
+                    seconds, clients, lambda s, n: post(s, [pool[n]]), setup=setup
+                )
+            measured = done / wall if not errors else None
+            print(f"  HTTP: {done / wall:,.0f} events/s, {len(errors)} errors", flush=True)
+            results.append(
+                Result(
+                    name, measured, "ev/s", baseline, target="≥ 50% of raw",
+                    passed=measured is not None and measured >= 0.5 * baseline,
+                    details={"seconds": wall, "events": done, "workers": config["workers"],
+                             "errors": errors[:5]},
+                    note=f"gunicorn workers: {config['workers']}"
+                    + (f"; errors: {errors[0]}" if errors else ""),
+                )
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            results.append(_unavailable(name, exc, "≥ 50% of raw", "ev/s"))
+    company_drop(PREFIX)
+    return results
