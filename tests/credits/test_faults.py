@@ -81,8 +81,8 @@ FAULTS = {
     "usage ledger entries fail": lambda: mock.patch.object(
         LedgerEntry.objects, "bulk_create", side_effect=DatabaseError("connection lost")
     ),
-    "allowance rollups fail": lambda: mock.patch.object(
-        Allowance.objects, "bulk_update", side_effect=DatabaseError("statement timeout")
+    "allowance rollups fail": lambda: mock.patch(
+        "usage.services._allowances_save", side_effect=DatabaseError("statement timeout")
     ),
 }
 
