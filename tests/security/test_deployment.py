@@ -45,6 +45,7 @@ def production_env() -> dict:
         ),
     )
     env.pop("DEBUG", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' fixture only
     return env
 
 
