@@ -4,3 +4,7 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+
+# The demo never runs collectstatic: whitenoise serves straight from the app folders.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
