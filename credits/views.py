@@ -27,6 +27,9 @@ class BalanceView(PortalMixin, TemplateView):
         overview = balance_overview(self.scope)
         context["overview"] = overview
         context["office_table"] = office_table(overview)
+        # The table's optional columns, decided once rather than in each row.
+        context["show_share"] = overview.pooling_on or bool(overview.pool_drawn_total)
+        context["show_wallet"] = not overview.pooling_on
         return context
 
 
