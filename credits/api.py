@@ -39,9 +39,10 @@ def balance_overview(company: Company) -> dict:
         .order_by()
         .values_list("office_id", "kind", "included", "used", "uncovered")
     }
+    kinds = CreditKind.values  # built anew on each access
     # Add-ons matter only for the offices without an allowance row yet this period.
     prefetch_related_objects(
-        [o for o in offices if any((o.pk, k) not in rows for k in CreditKind.values)],
+        [o for o in offices if any((o.pk, k) not in rows for k in kinds)],
         "office_addons__addon",
     )
     primary = next((o for o in offices if o.is_primary), None)
@@ -69,7 +70,7 @@ def balance_overview(company: Company) -> dict:
                 "name": office.name,
                 "is_primary": office.is_primary,
                 "wallet_balance": money(wallets.get(office.pk, ZERO)),
-                "allowances": {kind: allowance(office, kind) for kind in CreditKind.values},
+                "allowances": {kind: allowance(office, kind) for kind in kinds},
             }
             for office in offices
         ],
