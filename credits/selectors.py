@@ -53,7 +53,7 @@ def billing_period(company, now: dt.datetime | None = None) -> BillingPeriod:
     )
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the balance page makes 2 for each of many offices
 class KindFigures:
     """One office's allowance of one credit kind in one period, with its rollups."""
 
@@ -87,7 +87,7 @@ class KindFigures:
         return f"w{self.percent_used - self.percent_used % 5}"
 
 
-@dataclass
+@dataclass(slots=True)
 class OfficeRow:
     office: Office
     standard: KindFigures
@@ -170,10 +170,8 @@ def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list
         allowances = allowances.filter(office_id__in=[o.pk for o in offices])
     # Plain values, not model instances: this page shows 2 rows for each of many offices.
     figures = {
-        (office_id, kind): values
-        for office_id, kind, *values in allowances.order_by().values_list(
-            "office_id", "kind", *ALLOWANCE_FIGURES
-        )
+        row[:2]: row[2:]
+        for row in allowances.order_by().values_list("office_id", "kind", *ALLOWANCE_FIGURES)
     }
     kinds = (CreditKind.STANDARD, CreditKind.AI_AGENT)
     # No usage yet this period: the allowance row is created by the first event, so the
