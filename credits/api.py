@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from ninja import Router
 
@@ -21,27 +22,39 @@ def balance_overview(company: Company) -> dict:
     offices = list(
         Office.objects.filter(company=company)
         .select_related("plan")
-        .prefetch_related("office_addons__addon")
         .order_by("-is_primary", "name")
     )
-    accounts = list(Account.objects.filter(company=company))
-    pool = next((a.balance for a in accounts if a.kind == AccountKind.POOL), ZERO)
-    ai = next((a.balance for a in accounts if a.kind == AccountKind.AI_AGENT), ZERO)
-    wallets = {a.office_id: a.balance for a in accounts if a.kind == AccountKind.WALLET}
+    # Plain values, not model instances: there are a few for each of many offices.
+    balances = list(
+        Account.objects.filter(company=company).values_list("kind", "office_id", "balance")
+    )
+    pool = next((b for k, _, b in balances if k == AccountKind.POOL), ZERO)
+    ai = next((b for k, _, b in balances if k == AccountKind.AI_AGENT), ZERO)
+    wallets = {o: b for k, o, b in balances if k == AccountKind.WALLET}
     rows = {
-        (a.office_id, a.kind): a for a in Allowance.objects.filter(company=company, period=period)
+        (office_id, kind): (included, used, uncovered)
+        for office_id, kind, included, used, uncovered in Allowance.objects.filter(
+            company=company, period=period
+        )
+        .order_by()
+        .values_list("office_id", "kind", "included", "used", "uncovered")
     }
+    kinds = CreditKind.values  # built anew on each access
+    # Add-ons matter only for the offices without an allowance row yet this period.
+    prefetch_related_objects(
+        [o for o in offices if any((o.pk, k) not in rows for k in kinds)],
+        "office_addons__addon",
+    )
     primary = next((o for o in offices if o.is_primary), None)
 
     def allowance(office: Office, kind: str) -> dict:
         row = rows.get((office.pk, kind))
-        included = row.included if row else included_credits(office, kind)
-        used = row.used if row else ZERO
+        included, used, uncovered = row if row else (included_credits(office, kind), ZERO, ZERO)
         return {
             "included": money(included),
             "used": money(used),
             "remaining": money(included - used),
-            "uncovered": money(row.uncovered if row else ZERO),
+            "uncovered": money(uncovered),
         }
 
     return {
@@ -57,7 +70,7 @@ def balance_overview(company: Company) -> dict:
                 "name": office.name,
                 "is_primary": office.is_primary,
                 "wallet_balance": money(wallets.get(office.pk, ZERO)),
-                "allowances": {kind: allowance(office, kind) for kind in CreditKind.values},
+                "allowances": {kind: allowance(office, kind) for kind in kinds},
             }
             for office in offices
         ],

@@ -8,12 +8,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import Prefetch, Sum, prefetch_related_objects
 from django.utils import timezone
 
 from core.money import ZERO, q
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
-from offices.models import CreditKind, Office
+from offices.models import CreditKind, Office, OfficeAddOn
 from offices.selectors import PortalScope
 from usage.services import included_credits
 
@@ -53,7 +53,7 @@ def billing_period(company, now: dt.datetime | None = None) -> BillingPeriod:
     )
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the balance page makes 2 for each of many offices
 class KindFigures:
     """One office's allowance of one credit kind in one period, with its rollups."""
 
@@ -87,7 +87,7 @@ class KindFigures:
         return f"w{self.percent_used - self.percent_used % 5}"
 
 
-@dataclass
+@dataclass(slots=True)
 class OfficeRow:
     office: Office
     standard: KindFigures
@@ -146,54 +146,71 @@ class BalanceOverview:
         }
 
 
-def _figures(office: Office, kind: str, allowance: Allowance | None) -> KindFigures:
-    if allowance is None:
-        # No usage yet this period: the allowance row is created by the first event.
-        return KindFigures(kind=kind, included=included_credits(office, kind))
-    return KindFigures(
-        kind=kind,
-        included=allowance.included,
-        used=allowance.used,
-        cost_total=allowance.cost_total,
-        pool_drawn=allowance.pool_drawn,
-        wallet_drawn=allowance.wallet_drawn,
-        ai_drawn=allowance.ai_drawn,
-        uncovered=allowance.uncovered,
-        events=allowance.events,
-    )
+ALLOWANCE_FIGURES = (
+    "included",
+    "used",
+    "cost_total",
+    "pool_drawn",
+    "wallet_drawn",
+    "ai_drawn",
+    "uncovered",
+    "events",
+)
 
 
 def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
-    """Allowance figures of the visible offices (or the given ones) for `period`: three
-    queries whatever the number of offices."""
-    offices = list(offices if offices is not None else scope.offices_with_plans())
-    allowances = {
-        (a.office_id, a.kind): a
-        for a in scope.restrict(Allowance.objects.all()).filter(
-            period=period.start, office_id__in=[o.pk for o in offices]
-        )
+    """Allowance figures of the visible offices (or the given ones) for `period`: two
+    queries whatever the number of offices, three while some office has no allowance row
+    yet this period (its add-ons are read to show what its plan includes)."""
+    allowances = scope.restrict(Allowance.objects.all()).filter(period=period.start)
+    if offices is None:
+        offices = list(scope.offices().select_related("plan"))
+    else:
+        offices = list(offices)
+        allowances = allowances.filter(office_id__in=[o.pk for o in offices])
+    # Plain values, not model instances: this page shows 2 rows for each of many offices.
+    figures = {
+        row[:2]: row[2:]
+        for row in allowances.order_by().values_list("office_id", "kind", *ALLOWANCE_FIGURES)
     }
+    kinds = (CreditKind.STANDARD, CreditKind.AI_AGENT)
+    # No usage yet this period: the allowance row is created by the first event, so the
+    # figures are the plan's credits (plus add-ons), none used.
+    without_rows = [o for o in offices if any((o.pk, k) not in figures for k in kinds)]
+    prefetch_related_objects(
+        without_rows,
+        Prefetch("office_addons", queryset=OfficeAddOn.objects.select_related("addon")),
+    )
+
+    def kind_figures(office: Office, kind: str) -> KindFigures:
+        values = figures.get((office.pk, kind))
+        if values is None:
+            return KindFigures(kind=kind, included=included_credits(office, kind))
+        return KindFigures(kind, *values)
+
     return [
         OfficeRow(
             office=o,
-            standard=_figures(o, CreditKind.STANDARD, allowances.get((o.pk, CreditKind.STANDARD))),
-            ai_agent=_figures(o, CreditKind.AI_AGENT, allowances.get((o.pk, CreditKind.AI_AGENT))),
+            standard=kind_figures(o, CreditKind.STANDARD),
+            ai_agent=kind_figures(o, CreditKind.AI_AGENT),
         )
         for o in offices
     ]
 
 
-def visible_accounts(scope: PortalScope, office_ids) -> list[Account]:
+def visible_accounts(scope: PortalScope, office_ids=None) -> list[Account]:
     """The pool, the AI agent account (if the user may see it) and the wallets of
-    `office_ids` (which must already be visible offices)."""
+    `office_ids` (which must already be visible offices), or of every visible office."""
     kinds = [AccountKind.POOL]
     if scope.sees_ai_credits:
         kinds.append(AccountKind.AI_AGENT)
-    return list(
-        Account.objects.filter(company=scope.company).filter(
-            Q(kind__in=kinds) | Q(kind=AccountKind.WALLET, office_id__in=list(office_ids))
+    if office_ids is None:
+        wallets = scope.restrict(Account.objects.filter(kind=AccountKind.WALLET))
+    else:
+        wallets = Account.objects.filter(
+            company=scope.company, kind=AccountKind.WALLET, office_id__in=list(office_ids)
         )
-    )
+    return list(Account.objects.filter(company=scope.company, kind__in=kinds) | wallets)
 
 
 def _account_label(account: Account, offices: dict[int, Office]) -> str:
@@ -246,17 +263,21 @@ def run_out_warnings(
     return warnings
 
 
-def balance_activity(scope: PortalScope, accounts: list[Account], limit: int = ACTIVITY_LIMIT):
-    """Purchases, grants, pooling transfers and adjustments of the visible balances,
+def balance_activity(
+    scope: PortalScope, accounts: list[Account] | None, limit: int = ACTIVITY_LIMIT
+):
+    """Purchases, grants, pooling transfers and adjustments of the visible balances
+    (`accounts`; None: every balance of the company, which only company admins see),
     newest first."""
+    entries = LedgerEntry.objects.filter(company=scope.company, entry_type__in=ACTIVITY_TYPES)
+    if accounts is not None:
+        entries = entries.filter(account_id__in=[a.pk for a in accounts])
+    elif not scope.is_company_admin:
+        raise ValueError("Only company admins see the activity of every balance.")
     return list(
-        LedgerEntry.objects.filter(
-            company=scope.company,
-            account_id__in=[a.pk for a in accounts],
-            entry_type__in=ACTIVITY_TYPES,
-        )
-        .select_related("account__office", "created_by")
-        .order_by("-created_at", "-id")[:limit]
+        entries.select_related("account__office", "created_by").order_by("-created_at", "-id")[
+            :limit
+        ]
     )
 
 
@@ -266,7 +287,7 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
     period = billing_period(company, now)
     rows = office_rows(scope, period)
     offices = {r.office.pk: r.office for r in rows}
-    accounts = visible_accounts(scope, offices.keys())
+    accounts = visible_accounts(scope)
     pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
     ai_account = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
     wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
@@ -294,7 +315,7 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
     else:
         funding += [a for a in accounts if a.kind == AccountKind.WALLET]
     if scope.is_company_admin:
-        shown = accounts
+        shown = None  # every balance of the company: `accounts` holds them all
     else:
         # Office admins see their wallets, and the shared pool only while it is shared.
         shown = [a for a in accounts if a.kind != AccountKind.POOL or company.pooling_enabled]

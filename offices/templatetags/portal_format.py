@@ -17,7 +17,8 @@ def credits(value) -> str:
     if value is None or value == "":
         return "—"
     try:
-        amount = q(Decimal(str(value)))
+        # A Decimal (the usual case) needs no round trip through str.
+        amount = q(value if isinstance(value, Decimal) else Decimal(str(value)))
     except (InvalidOperation, ValueError, TypeError):
         return str(value)
     text = f"{amount:,.4f}"
