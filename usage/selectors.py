@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -102,8 +102,10 @@ def _day_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int] |
     start, end = cleaned.get("date_from"), cleaned.get("date_to")
     if start or end:
         tz = scope.company.billing_timezone
-        other_zone = scope.restrict(UsageDay.objects.all()).filter(Q(tz__lt=tz) | Q(tz__gt=tz))
-        if other_zone.exists():
+        zones = UsageDay.objects.filter(company=scope.company).aggregate(
+            first=Min("tz"), last=Max("tz")
+        )
+        if zones["first"] not in (None, tz) or zones["last"] not in (None, tz):
             return None
         rows = rows.filter(tz=tz)
         if start:

@@ -11,6 +11,8 @@ def backfill(apps, schema_editor):
     from usage.rollups import usage_days_rebuild
 
     usage_days_rebuild()
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ANALYZE usage_usageday")  # plans for the new rows at once
 
 
 class Migration(migrations.Migration):
@@ -41,7 +43,7 @@ class Migration(migrations.Migration):
                 ('service', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='usage.service')),
             ],
             options={
-                'indexes': [models.Index(fields=['company', 'day'], name='usage_day_company_day'), models.Index(fields=['company', 'tz'], name='usage_day_company_tz')],
+                'indexes': [models.Index(fields=['company', 'tz', 'day'], name='usage_day_company_tz_day'), models.Index(fields=['company', 'funded'], include=['events', 'cost', 'allowance_part', 'pool_part', 'wallet_part', 'ai_part', 'uncovered'], name='usage_day_company_funded')],
                 'constraints': [models.UniqueConstraint(fields=('office', 'service', 'credit_kind', 'day', 'tz', 'funded'), name='usage_day_key')],
             },
         ),
