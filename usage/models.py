@@ -153,7 +153,8 @@ class UsageDay(models.Model):
     credit kind, funded by and whole-day dates, instead of summing up to millions of
     records."""
 
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the composite indexes below (company) and the unique key (office).
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+", db_index=False)
     office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="+", db_index=False)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
     credit_kind = models.CharField(max_length=10, choices=CreditKind.choices)

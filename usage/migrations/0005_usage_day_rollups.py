@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('wallet_part', models.DecimalField(decimal_places=4, default=0, max_digits=18)),
                 ('ai_part', models.DecimalField(decimal_places=4, default=0, max_digits=18)),
                 ('uncovered', models.DecimalField(decimal_places=4, default=0, max_digits=18)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='offices.company')),
+                ('company', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='offices.company')),
                 ('office', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='offices.office')),
                 ('service', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='usage.service')),
             ],
