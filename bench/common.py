@@ -183,6 +183,7 @@ def company_drop(slug_prefix: str) -> int:
         cur.execute("SET LOCAL session_replication_role = replica")
         for table in (
             "usage_usagerecord",
+            "usage_usageday",
             "credits_ledgerentry",
             "credits_poolingchange",
             "credits_allowance",

@@ -114,10 +114,14 @@ def dataset_ensure(*, name: str, offices: int, records: int, log=print) -> Datas
     log(f"  generating dataset {name!r}: {offices} offices, {records:,} usage records …")
     company = company_build(slug=slug, offices=offices, pooling=True, pool_credits=None)
     _generate(company, offices=offices, records=records, start=start, end=end)
+    from usage.rollups import usage_days_rebuild
+
+    usage_days_rebuild([company.pk])  # the day rollups the allocation service would keep
     with raw_connect(autocommit=True) as conn, conn.cursor() as cur:
         # What autovacuum does to a long-lived table: statistics and the visibility map
         # (index-only scans), so pages are measured in their steady state.
-        for table in ("usage_usagerecord", "credits_allowance", "credits_ledgerentry"):
+        tables = ("usage_usagerecord", "usage_usageday", "credits_allowance", "credits_ledgerentry")
+        for table in tables:
             cur.execute(f"VACUUM ANALYZE {table}")
         cur.execute(
             "INSERT INTO bench_dataset (name, version, company_id, records) VALUES (%s,%s,%s,%s)",

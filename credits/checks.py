@@ -17,7 +17,8 @@ from django.db import connection
 from core.money import q
 from credits.models import Account, Allowance, LedgerEntry, PoolingChange
 from offices.models import Company, Office
-from usage.models import UsageRecord
+from usage.models import UsageDay, UsageRecord
+from usage.rollups import SUMMED, funded_sql
 
 APPEND_ONLY_TABLES = [
     LedgerEntry._meta.db_table,
@@ -34,6 +35,7 @@ T = {
     "allowance": Allowance._meta.db_table,
     "change": PoolingChange._meta.db_table,
     "record": UsageRecord._meta.db_table,
+    "day": UsageDay._meta.db_table,
 }
 
 
@@ -314,6 +316,79 @@ class _Checker:
 
         self.violations(sql, rparams + aparams, describe)
 
+    # -- usage history totals: the day rollups ---------------------------------------------
+    def usage_days(self) -> None:
+        """Each day rollup = the sums of its records. Everywhere per office, service,
+        kind, funding split and billing period (a day lies in one period, and the period
+        is stored on the records); on PostgreSQL also per local day, for companies whose
+        rollups all count days in the company's current time zone."""
+        self._usage_days_compare(by_day=False)
+        if connection.vendor == "postgresql":
+            self._usage_days_compare(by_day=True)
+
+    def _usage_days_compare(self, *, by_day: bool) -> None:
+        rwhere, rparams = self.scope("r.company_id")
+        dwhere, dparams = self.scope("d.company_id")
+        columns = ["events", *SUMMED]
+        record_sums = ", ".join(["COUNT(*) AS events", *[f"SUM(r.{c}) AS {c}" for c in SUMMED]])
+        day_sums = ", ".join(f"SUM(d.{c}) AS {c}" for c in columns)
+        if by_day:
+            # Companies whose rollups all count days in their current time zone.
+            zones = f"SELECT 1 FROM {T['day']} x WHERE x.company_id = c.id"  # noqa: S608
+            same_zone = f"NOT EXISTS ({zones} AND x.tz <> c.billing_timezone)"
+            r_when = "(r.occurred_at AT TIME ZONE c.billing_timezone)::date"
+            d_when = "d.day"
+            r_from = f"{T['record']} r JOIN {T['company']} c ON c.id = r.company_id"
+            d_from = f"{T['day']} d JOIN {T['company']} c ON c.id = d.company_id"
+            r_only, d_only = f" AND {same_zone}", f" AND {same_zone}"
+            what = "day"
+        else:
+            r_when = "r.period"
+            if connection.vendor == "postgresql":
+                d_when = "CAST(date_trunc('month', d.day) AS date)"
+            else:
+                d_when = "DATE(d.day, 'start of month')"
+            r_from, d_from = f"{T['record']} r", f"{T['day']} d"
+            r_only = d_only = ""
+            what = "period"
+        keys = "office_id, service_id, credit_kind, moment, funded"
+        pairs = ", ".join(f"d.{c}, s.{c}" for c in columns)
+        differs = " OR ".join(_ne(f"COALESCE(d.{c}, 0)", f"COALESCE(s.{c}, 0)") for c in columns)
+        sql = f"""
+            WITH s AS (
+                SELECT r.office_id, r.service_id, r.credit_kind, {r_when} AS moment,
+                       {funded_sql("r")} AS funded, {record_sums}
+                FROM {r_from} WHERE 1 = 1{rwhere}{r_only}
+                GROUP BY 1, 2, 3, 4, 5
+            ), d AS (
+                SELECT d.office_id, d.service_id, d.credit_kind, {d_when} AS moment,
+                       d.funded, {day_sums}
+                FROM {d_from} WHERE 1 = 1{dwhere}{d_only}
+                GROUP BY 1, 2, 3, 4, 5
+            )
+            SELECT COALESCE(d.office_id, s.office_id), COALESCE(d.service_id, s.service_id),
+                   COALESCE(d.credit_kind, s.credit_kind), COALESCE(d.moment, s.moment),
+                   COALESCE(d.funded, s.funded), {pairs}
+            FROM d FULL OUTER JOIN s USING ({keys})
+            WHERE {differs}
+            ORDER BY 1, 2, 3, 4, 5
+        """  # noqa: S608
+
+        def describe(office_id, service_id, kind, moment, funded, *values):
+            problems = []
+            for i, col in enumerate(columns):
+                stored, actual = _amount(values[2 * i]), _amount(values[2 * i + 1])
+                if col == "events":
+                    stored, actual = int(stored), int(actual)
+                if stored != actual:
+                    problems.append(f"{col} {stored} ≠ its records' {actual}")
+            return (
+                f"usage day rollups of office {office_id}, service {service_id}, {kind}, "
+                f"{what} {str(moment)[:10]}, funded bits {funded}: " + "; ".join(problems)
+            )
+
+        self.violations(sql, rparams + dparams, describe)
+
     # -- §6.4 external ids ---------------------------------------------------------------
     def external_ids(self) -> None:
         where, params = self.scope("r.company_id")
@@ -474,6 +549,7 @@ class _Checker:
             self.records,
             self.usage_entries,
             self.allowances,
+            self.usage_days,
             self.external_ids,
             self.pooling_transfers,
             self.pooling_state,

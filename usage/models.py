@@ -128,6 +128,69 @@ class UsageRecord(ImmutableModel):
         return f"{self.external_id}: {self.quantity} {self.service_id} = {self.cost}"
 
 
+# Bits of UsageDay.funded: which parts of a record's split are non-zero.
+FUNDED_BITS = {
+    "allowance_part": 1,
+    "pool_part": 2,
+    "wallet_part": 4,
+    "ai_part": 8,
+    "uncovered": 16,
+}
+
+
+def funded_mask(record) -> int:
+    """The UsageDay.funded bits of one usage record (parts greater than zero)."""
+    return sum(bit for part, bit in FUNDED_BITS.items() if getattr(record, part) > 0)
+
+
+class UsageDay(models.Model):
+    """Totals of the usage records of one office, service, local day (company time zone
+    `tz` when charged) and funding split (`funded`: the bits of FUNDED_BITS of the parts
+    that are non-zero). Kept by the allocation service in the charging transaction, under
+    the lock of the office's allowance row; `check_ledger` verifies it against the records.
+
+    The usage history reads its totals here when every filter is one of office, service,
+    credit kind, funded by and whole-day dates, instead of summing up to millions of
+    records."""
+
+    # Indexed by the composite indexes below (company) and the unique key (office).
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="+", db_index=False)
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="+", db_index=False)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
+    credit_kind = models.CharField(max_length=10, choices=CreditKind.choices)
+    day = models.DateField()
+    tz = models.CharField(max_length=64)
+    funded = models.PositiveSmallIntegerField()
+    events = models.PositiveIntegerField(default=0)
+    cost = credits_field(default=0)
+    allowance_part = credits_field(default=0)
+    pool_part = credits_field(default=0)
+    wallet_part = credits_field(default=0)
+    ai_part = credits_field(default=0)
+    uncovered = credits_field(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["office", "service", "credit_kind", "day", "tz", "funded"],
+                name="usage_day_key",
+            ),
+        ]
+        indexes = [
+            # Date ranges (one time zone), and MIN/MAX(tz) of a company in two probes.
+            models.Index(fields=["company", "tz", "day"], name="usage_day_company_tz_day"),
+            # "Funded by": an index-only sum (EXPLAIN: 77 → 21 ms, no match 0.05 ms).
+            models.Index(
+                fields=["company", "funded"],
+                include=["events", "cost", *FUNDED_BITS],
+                name="usage_day_company_funded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.office_id} {self.service_id} {self.day} ({self.tz}) {self.funded}"
+
+
 class ApiKey(models.Model):
     """A company's key to the JSON API. Only a SHA-256 digest of the key is stored; the
     key itself is shown once, when it is created, and afterwards only by its prefix."""

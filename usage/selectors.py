@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -14,7 +14,8 @@ from core.money import ZERO
 from credits.models import Allowance
 from offices.models import Office
 from offices.selectors import PortalScope
-from usage.models import UsageRecord
+from usage.filters import FUNDED_BY_FIELD
+from usage.models import FUNDED_BITS, UsageDay, UsageRecord
 
 PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
 
@@ -38,32 +39,80 @@ def usage_totals(queryset: QuerySet[UsageRecord]) -> dict[str, Decimal | int]:
 # Filters that select whole offices and credit kinds only: their totals are the sums of
 # the per-period rollups the allocation keeps on Allowance rows.
 ROLLUP_FILTERS = {"office", "credit_kind"}
+# Filters that select whole (office, service, credit kind, local day, funding split)
+# groups: their totals are the sums of the day rollups (UsageDay).
+DAY_ROLLUP_FILTERS = {"office", "service", "credit_kind", "funded_by", "date_from", "date_to"}
+
+
+def _zero_none(totals: dict) -> dict[str, Decimal | int]:
+    totals["events"] = totals["events"] or 0
+    return {k: (v if v is not None else ZERO) for k, v in totals.items()}
 
 
 def usage_totals_for(scope: PortalScope, filterset) -> dict[str, Decimal | int]:
-    """Totals of a valid filtered history in one query. With no filter but office and
-    credit kind, they are read from the allowance rollups (a few rows per office and
-    month) instead of summing every usage record."""
+    """Totals of a valid filtered history, exact, in one or two queries. With no filter
+    but office and credit kind, they are read from the allowance rollups (a few rows per
+    office and month); with filters that select whole days, offices, services, kinds and
+    funding splits, from the day rollups; otherwise every matching record is summed."""
     cleaned = filterset.form.cleaned_data if filterset.is_bound else {}
     active = {name for name, value in cleaned.items() if value not in (None, "")}
-    if not active <= ROLLUP_FILTERS:
-        return usage_totals(filterset.qs)
+    if active <= ROLLUP_FILTERS:
+        return _allowance_totals(scope, cleaned)
+    if active <= DAY_ROLLUP_FILTERS:
+        totals = _day_totals(scope, cleaned)
+        if totals is not None:
+            return totals
+    return usage_totals(filterset.qs)
+
+
+def _allowance_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int]:
     rows = scope.restrict(Allowance.objects.all())
     if cleaned.get("office"):
         rows = rows.filter(office=cleaned["office"])
     if cleaned.get("credit_kind"):
         rows = rows.filter(kind=cleaned["credit_kind"])
-    totals = rows.aggregate(
-        events=Sum("events"),
-        cost=Sum("cost_total"),
-        allowance_part=Sum("used"),
-        pool_part=Sum("pool_drawn"),
-        wallet_part=Sum("wallet_drawn"),
-        ai_part=Sum("ai_drawn"),
-        uncovered=Sum("uncovered"),
+    return _zero_none(
+        rows.aggregate(
+            events=Sum("events"),
+            cost=Sum("cost_total"),
+            allowance_part=Sum("used"),
+            pool_part=Sum("pool_drawn"),
+            wallet_part=Sum("wallet_drawn"),
+            ai_part=Sum("ai_drawn"),
+            uncovered=Sum("uncovered"),
+        )
     )
-    totals["events"] = totals["events"] or 0
-    return {k: (v if v is not None else ZERO) for k, v in totals.items()}
+
+
+def _day_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int] | None:
+    """Totals from the day rollups, or None when they cannot answer exactly: a date
+    filter while some rollups count days in a time zone the company no longer has."""
+    rows = scope.restrict(UsageDay.objects.all())
+    if cleaned.get("office"):
+        rows = rows.filter(office=cleaned["office"])
+    if cleaned.get("service"):
+        rows = rows.filter(service=cleaned["service"])
+    if cleaned.get("credit_kind"):
+        rows = rows.filter(credit_kind=cleaned["credit_kind"])
+    if cleaned.get("funded_by"):
+        bit = FUNDED_BITS[FUNDED_BY_FIELD[cleaned["funded_by"]]]
+        rows = rows.filter(
+            funded__in=[m for m in range(1, 2 * max(FUNDED_BITS.values())) if m & bit]
+        )
+    start, end = cleaned.get("date_from"), cleaned.get("date_to")
+    if start or end:
+        tz = scope.company.billing_timezone
+        zones = UsageDay.objects.filter(company=scope.company).aggregate(
+            first=Min("tz"), last=Max("tz")
+        )
+        if zones["first"] not in (None, tz) or zones["last"] not in (None, tz):
+            return None
+        rows = rows.filter(tz=tz)
+        if start:
+            rows = rows.filter(day__gte=start)
+        if end:
+            rows = rows.filter(day__lte=end)
+    return _zero_none(rows.aggregate(events=Sum("events"), **{n: Sum(n) for n in ("cost", *PARTS)}))
 
 
 def usage_by_service(scope: PortalScope, office: Office, period: dt.date) -> list[dict]:

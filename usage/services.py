@@ -22,6 +22,7 @@ from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEnt
 from credits.services import accounts_ensure
 from offices.models import Company, CreditKind, Office
 from usage.models import Service, UsageRecord
+from usage.rollups import usage_days_add
 
 MAX_ID_LENGTH = 200
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -359,6 +360,7 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         ]
     )
     _allowances_save(list(allowances.values()))
+    usage_days_add(records, tz)  # under the allowance locks taken above
     return {r.external_id: r for r in records}
 
 

@@ -1,0 +1,134 @@
+"""Per-day usage rollups (UsageDay): kept by the allocation service, rebuilt for a backfill.
+
+A rollup row sums the usage records of one office, service, credit kind, local day (in the
+company's time zone when they were charged) and funding split. The usage history reads
+its totals from them (usage/selectors.py), `check_ledger` verifies them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import connection
+
+from core.money import ZERO
+from usage.models import FUNDED_BITS, UsageDay, UsageRecord, funded_mask
+
+SUMMED = ("cost", *FUNDED_BITS)  # cost and the five parts of its split
+KEY = ("company_id", "office_id", "service_id", "credit_kind", "day", "tz", "funded")
+
+
+def _grouped(records: list[UsageRecord], tz) -> dict[tuple, list]:
+    """(key) → [events, cost, allowance, pool, wallet, ai, uncovered] of `records`."""
+    groups: dict[tuple, list] = defaultdict(lambda: [0, *[ZERO] * len(SUMMED)])
+    tz_name = str(tz)
+    for r in records:
+        key = (
+            r.company_id,
+            r.office_id,
+            r.service_id,
+            r.credit_kind,
+            r.occurred_at.astimezone(tz).date(),
+            tz_name,
+            funded_mask(r),
+        )
+        row = groups[key]
+        row[0] += 1
+        for i, name in enumerate(SUMMED, start=1):
+            row[i] += getattr(r, name)
+    return groups
+
+
+def usage_days_add(records: list[UsageRecord], tz) -> None:
+    """Add freshly charged records to their day rollups. Called in the charging
+    transaction after the allowance rows of the records' (office, kind, period) are locked
+    FOR UPDATE, which serializes every writer of these rollup rows (a day lies in one
+    period), so the read-modify-write of the generic path cannot lose an update."""
+    groups = _grouped(records, tz)
+    if not groups:
+        return
+    # Sorted: rows are created and updated in one order, whatever the batch.
+    keys = sorted(groups, key=lambda k: (k[1], k[2], k[3], k[4], k[6]))
+    if connection.vendor == "postgresql":
+        _add_postgresql(keys, groups)
+        return
+    existing = {
+        tuple(getattr(d, f) for f in KEY): d
+        for d in UsageDay.objects.filter(
+            office_id__in={k[1] for k in keys}, day__in={k[4] for k in keys}
+        )
+    }
+    new, changed = [], []
+    for key in keys:
+        events, *sums = groups[key]
+        row = existing.get(key)
+        if row is None:
+            row = UsageDay(**dict(zip(KEY, key, strict=True)))
+            new.append(row)
+        else:
+            changed.append(row)
+        row.events += events
+        for name, value in zip(SUMMED, sums, strict=True):
+            setattr(row, name, getattr(row, name) + value)
+    UsageDay.objects.bulk_create(new)
+    UsageDay.objects.bulk_update(changed, ["events", *SUMMED])
+
+
+def _add_postgresql(keys: list[tuple], groups: dict[tuple, list]) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE for every rollup row of the batch."""
+    table = UsageDay._meta.db_table
+    columns = (*KEY, "events", *SUMMED)
+    types = ("bigint", "bigint", "bigint", "text", "date", "text", "int", "int")
+    types += ("numeric",) * len(SUMMED)
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    rows = [(*key, *groups[key]) for key in keys]
+    added = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in ("events", *SUMMED))
+    names = ", ".join(columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} AS d ({names}) "  # noqa: S608
+            f"SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (office_id, service_id, credit_kind, day, tz, funded) "
+            f"DO UPDATE SET {added}",
+            [[row[i] for row in rows] for i in range(len(columns))],
+        )
+
+
+def funded_sql(alias: str = "r") -> str:
+    """The UsageDay.funded bits of a usage record, as SQL."""
+    return " + ".join(
+        f"CASE WHEN {alias}.{part} > 0 THEN {bit} ELSE 0 END" for part, bit in FUNDED_BITS.items()
+    )
+
+
+def usage_days_rebuild(company_ids: list[int] | None = None) -> None:
+    """Replace the rollups of some companies (all when None) with sums of their records,
+    days in each company's current time zone (a backfill: migration, bench dataset)."""
+    deleted = UsageDay.objects.all()
+    records = UsageRecord.objects.all()
+    if company_ids is not None:
+        deleted = deleted.filter(company_id__in=company_ids)
+        records = records.filter(company_id__in=company_ids)
+    deleted.delete()
+    if connection.vendor == "postgresql":
+        where, params = "", []
+        if company_ids is not None:
+            where, params = "WHERE r.company_id = ANY(%s)", [list(company_ids)]
+        sums = ", ".join(f"SUM(r.{c})" for c in SUMMED)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {UsageDay._meta.db_table} "  # noqa: S608
+                f"({', '.join((*KEY, 'events', *SUMMED))}) "
+                "SELECT r.company_id, r.office_id, r.service_id, r.credit_kind, "
+                "(r.occurred_at AT TIME ZONE c.billing_timezone)::date, c.billing_timezone, "
+                f"{funded_sql('r')}, COUNT(*), {sums} "
+                f"FROM {UsageRecord._meta.db_table} r "
+                "JOIN offices_company c ON c.id = r.company_id "
+                f"{where} GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                params,
+            )
+        return
+    by_company = defaultdict(list)
+    for record in records.select_related("company").order_by("pk"):
+        by_company[record.company].append(record)
+    for company, company_records in by_company.items():
+        usage_days_add(company_records, company.tz)
