@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -179,7 +179,7 @@ COPY_SQL = (
     "COPY (SELECT {cells} FROM ({source}) AS u({names})"
     " ORDER BY u.occurred_at DESC, u.id DESC) TO STDOUT WITH (FORMAT csv)"
 )
-SET_ZONE_SQL = "SELECT set_config('TimeZone', %s, false)"
+SET_ZONE_SQL = "SELECT set_config('TimeZone', %s, true)"  # until the transaction ends
 
 
 def usage_csv_copy_sql(queryset: QuerySet[UsageRecord], alias: str) -> tuple[str, list]:
@@ -195,9 +195,10 @@ def usage_csv_copy_sql(queryset: QuerySet[UsageRecord], alias: str) -> tuple[str
 
 def usage_csv_copy(queryset: QuerySet[UsageRecord], tz, alias: str) -> Iterator[bytes]:
     """The CSV written by PostgreSQL, in chunks of rows. Runs while the response streams,
-    on this thread's connection: one COPY statement in autocommit (no transaction is
-    left open), with the session's time zone set to the company's for its duration and
-    put back after. A client that goes away cancels the COPY."""
+    on this thread's connection, in a transaction of its own that holds only the COPY
+    (read-only; committed at the end, rolled back when the client goes away, which also
+    cancels the COPY). The company's time zone is the session's for that transaction
+    only (set_config local: safe behind a transaction-mode connection pooler)."""
     header = csv.writer(_Echo()).writerow(HEADER).encode()
     try:
         statement, params = usage_csv_copy_sql(queryset, alias)
@@ -205,28 +206,27 @@ def usage_csv_copy(queryset: QuerySet[UsageRecord], tz, alias: str) -> Iterator[
         yield header
         return
     connection = connections[alias]
-    with connection.cursor() as cursor:
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
         session_zone = cursor.connection.info.parameter_status("TimeZone") or "UTC"
         cursor.execute(SET_ZONE_SQL, [tz.key])
-        try:
-            logged = cursor.debug_sql(statement, params) if connection.queries_logged else None
-            with (
-                logged or nullcontext(),
-                connection.wrap_database_errors,
-                cursor.cursor.copy(statement, params) as copy,
-            ):
-                yield header
-                # libpq hands over one row per read, ending in \n; csv.writer ends rows
-                # with \r\n. A newline inside a cell is quoted, and left as it is.
-                rows = []
-                for row in copy:
-                    rows.append(row[:-1])
-                    if len(rows) == COPY_ROWS_PER_CHUNK:
-                        rows.append(b"")
-                        yield b"\r\n".join(rows)
-                        rows = []
-                if rows:
+        logged = cursor.debug_sql(statement, params) if connection.queries_logged else None
+        with (
+            logged or nullcontext(),
+            connection.wrap_database_errors,
+            cursor.cursor.copy(statement, params) as copy,
+        ):
+            yield header
+            # libpq hands over one row per read, ending in \n; csv.writer ends rows
+            # with \r\n. A newline inside a cell is quoted, and left as it is.
+            rows = []
+            for row in copy:
+                rows.append(row[:-1])
+                if len(rows) == COPY_ROWS_PER_CHUNK:
                     rows.append(b"")
                     yield b"\r\n".join(rows)
-        finally:
-            cursor.execute(SET_ZONE_SQL, [session_zone])
+                    rows = []
+            if rows:
+                rows.append(b"")
+                yield b"\r\n".join(rows)
+        # Within an enclosing transaction the setting would outlive this one: put it back.
+        cursor.execute(SET_ZONE_SQL, [session_zone])

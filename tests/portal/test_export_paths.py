@@ -63,7 +63,8 @@ def times() -> list[dt.datetime]:
 @pytest.fixture
 def world(services, care):
     """A company in St. John's with awkward offices, services, labels, times and amounts;
-    pooling switched on half way, with credits in the pool and the AI account; and a second company whose rows must never appear."""
+    pooling switched on half way, with credits in the pool and the AI account; and a
+    second company whose rows must never appear."""
     company = company_factory(
         slug="nfld", name="Newfoundland", billing_timezone=ZONE, offices=("austin", "berlin")
     )
@@ -198,18 +199,27 @@ def test_other_databases_take_the_python_path(world, monkeypatch):
     assert "".join(lines).encode() == python
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_client_that_leaves_early_leaves_no_transaction_open(services):
-    company = company_factory(slug="leaver", billing_timezone=ZONE)
+def leave_early(company) -> None:
     for batch in range(3):
         events = [event(f"e{batch}-{i}") for i in range(800)]
         usage_ingest(company=company, events=events)
     scope = portal_scope_for(company_admin(company))
     queryset = usage_history_for(scope)
     zone = connection.connection.info.parameter_status("TimeZone")
+    status = connection.connection.info.transaction_status
     chunks = usage_csv_rows(queryset, scope.company.tz)
     next(chunks), next(chunks)  # the header, then the first thousand rows
     chunks.close()  # the client went away
-    assert connection.connection.info.transaction_status == 0  # IDLE: nothing left open
+    assert connection.connection.info.transaction_status == status  # nothing left open
     assert connection.connection.info.parameter_status("TimeZone") == zone != ZONE
     assert queryset.count() == 2400  # and the connection still answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_leaves_early_leaves_no_transaction_open(services):
+    leave_early(company_factory(slug="leaver", billing_timezone=ZONE))
+    assert connection.connection.info.transaction_status == 0  # IDLE
+
+
+def test_a_client_that_leaves_early_inside_a_transaction(services):
+    leave_early(company_factory(slug="leaver", billing_timezone=ZONE))
