@@ -24,6 +24,7 @@ from offices.models import Company, CreditKind, Office
 from usage.models import Service, UsageRecord
 
 MAX_ID_LENGTH = 200
+RELATED = [UsageRecord._meta.get_field(n) for n in ("company", "office", "service", "created_by")]
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
@@ -232,10 +233,12 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         period = period_of(e.occurred_at, tz)
         # The record is built before any balance is locked (building 1000 model instances
         # takes longer than writing them); the split is filled in under the locks.
+        # Keys by attname plus the cached related objects: what assigning `office=office`
+        # does, without the descriptor and router checks (a third of the build time).
         record = UsageRecord(
-            company=company,
-            office=office,
-            service=service,
+            company_id=company.pk,
+            office_id=office.pk,
+            service_id=service.pk,
             external_id=e.external_id,
             credit_kind=kind,
             quantity=quantity,
@@ -248,8 +251,10 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
             phone_number=e.phone_number or "",
             metadata=e.metadata or {},
             batch=batch,
-            created_by=actor,
+            created_by_id=actor.pk if actor is not None else None,
         )
+        for related, value in zip(RELATED, (company, office, service, actor), strict=True):
+            related.set_cached_value(record, value)
         rated.append((e, office, service, kind, quantity, cost, period, record))
         if kind == CreditKind.AI_AGENT:
             needs_ai = True
@@ -336,11 +341,6 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
     counts: dict[int, int] = defaultdict(int)
     for record in records:
         counts[record.funding_account_id] += 1
-    for account in accounts:
-        if drawn[account.pk]:
-            Account.objects.filter(pk=account.pk).update(
-                balance=account.balance, updated_at=timezone.now()
-            )
     LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
@@ -358,7 +358,7 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
             if drawn[account.pk]
         ]
     )
-    _allowances_save(list(allowances.values()))
+    _allowances_save(list(allowances.values()), accounts=[a for a in accounts if drawn[a.pk]])
     return {r.external_id: r for r in records}
 
 
@@ -406,21 +406,32 @@ def _allowances_lock(*, company, keys) -> dict[tuple, Allowance]:
 ALLOWANCE_ROLLUPS = ("used", "cost_total", "pool_drawn", "wallet_drawn", "ai_drawn", "uncovered")
 
 
-def _allowances_save(allowances: list[Allowance]) -> None:
-    """Write the new usage and rollups of the (locked) allowance rows in one statement."""
+def _allowances_save(allowances: list[Allowance], accounts: list[Account] = ()) -> None:
+    """Write the new usage and rollups of the (locked) allowance rows and the new balances
+    of the (locked) `accounts` drawn; on PostgreSQL in one statement."""
+    now = timezone.now()
     if connection.vendor != "postgresql":
+        for account in accounts:
+            Account.objects.filter(pk=account.pk).update(balance=account.balance, updated_at=now)
         Allowance.objects.bulk_update(allowances, [*ALLOWANCE_ROLLUPS, "events"])
         return
     # bulk_update builds a CASE per column and row; one UPDATE … FROM unnest() is ~20x cheaper.
+    # The balances ride along in a data-modifying WITH: one round trip less while the
+    # pool row is locked (the single-event path is bound by how long that lock is held).
+    accounts_table = Account._meta.db_table
     table = Allowance._meta.db_table
     sets = ", ".join(f"{c} = v.{c}" for c in (*ALLOWANCE_ROLLUPS, "events"))
     arrays = ", ".join(["%s::bigint[]", *["%s::numeric[]"] * len(ALLOWANCE_ROLLUPS), "%s::int[]"])
     columns = ", ".join(("id", *ALLOWANCE_ROLLUPS, "events"))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS a SET {sets} FROM unnest({arrays}) AS v({columns}) "  # noqa: S608
+            f"WITH balances AS (UPDATE {accounts_table} AS b SET balance = w.balance, "  # noqa: S608
+            "updated_at = %s FROM unnest(%s::bigint[], %s::numeric[]) AS w(id, balance) "
+            "WHERE b.id = w.id) "
+            f"UPDATE {table} AS a SET {sets} FROM unnest({arrays}) AS v({columns}) "
             "WHERE a.id = v.id",
-            [[a.pk for a in allowances]]
+            [now, [a.pk for a in accounts], [a.balance for a in accounts]]
+            + [[a.pk for a in allowances]]
             + [[getattr(a, c) for a in allowances] for c in ALLOWANCE_ROLLUPS]
             + [[a.events for a in allowances]],
         )
