@@ -20,7 +20,7 @@ BODIES = [
     b'{"f": 1e-400, "g": -0.0, "h": 1.7976931348623157e308}',
     b'\xef\xbb\xbf{"bom": true}',
     b'{"lone": "\\ud800"}',
-    b'[]',
+    b"[]",
     b'"just a string"',
 ]
 BAD = [b"", b"{", b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400', b"\xff\xfe", b'{"a": "\xff"}']
