@@ -195,16 +195,33 @@ def usage_ingest(
     return _ingest(company=company, events=events, offices=offices, services=services, actor=actor)
 
 
+CHARGED_IDS_COLUMN = (
+    ", ARRAY(SELECT u.external_id FROM usage_usagerecord AS u "
+    "WHERE u.company_id = c.id AND u.external_id = ANY(%s)) AS charged_ids"
+)
+
+
 @retry_on_conflict(retry_integrity=True)
 @transaction.atomic
 def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]:
-    company = lock_company(company.pk, exclusive=False)
-    tz = company.tz
     ids = [e.external_id for e in events]
-    existing = {
-        r.external_id: r
-        for r in UsageRecord.objects.filter(company=company, external_id__in=ids).order_by()
-    }
+    charged = ids
+    if connection.vendor == "postgresql":
+        # The ids already charged come with the locks, in the same round trip; their
+        # records are read only when there are any.
+        company = lock_company(
+            company.pk, exclusive=False, columns=CHARGED_IDS_COLUMN, params=[ids]
+        )
+        charged = company.charged_ids
+    else:
+        company = lock_company(company.pk, exclusive=False)
+    tz = company.tz
+    existing = {}
+    if charged:
+        existing = {
+            r.external_id: r
+            for r in UsageRecord.objects.filter(company=company, external_id__in=charged).order_by()
+        }
     fresh = [e for e in events if e.external_id not in existing]
     created: dict[str, UsageRecord] = {}
     if fresh:
