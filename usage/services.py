@@ -412,8 +412,24 @@ def _allowances_create(*, company, keys, offices) -> None:
     )
 
 
+ALLOWANCE_LOCK_SQL = (
+    "SELECT * FROM credits_allowance WHERE company_id = %s AND (office_id, kind, period) IN "
+    "(SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[])) ORDER BY id FOR UPDATE"
+)
+
+
 def _allowances_lock(*, company, keys) -> dict[tuple, Allowance]:
     """The allowance rows of `keys`, locked FOR UPDATE in pk order."""
+    if connection.vendor == "postgresql":
+        # Runs while the pool row is locked: hand-written, it skips the ORM's query
+        # building (21 % of a single event's CPU, profiled), and it locks exactly the
+        # rows of `keys` (their unique index), as the raw-SQL baseline does.
+        ordered = sorted(keys)
+        rows = Allowance.objects.raw(
+            ALLOWANCE_LOCK_SQL,
+            [company.pk, *([key[i] for key in ordered] for i in range(3))],
+        )
+        return {(a.office_id, a.kind, a.period): a for a in rows}
     rows = _allowance_scope(company=company, keys=keys).select_for_update().order_by("pk")
     return {
         (a.office_id, a.kind, a.period): a for a in rows if (a.office_id, a.kind, a.period) in keys
