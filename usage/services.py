@@ -83,6 +83,29 @@ def _lookup_key(value) -> bool:
     return isinstance(value, str) and not _has_nul(value)
 
 
+def _offices_and_services(company, slugs, codes) -> tuple[dict, dict]:
+    """The company's offices of `slugs` and the active services of `codes`, by key."""
+    if connection.vendor == "postgresql":
+        # Hand-written: building these two ORM queries costs more than answering them
+        # (a quarter of a single event's CPU, profiled). An office's plan is loaded only
+        # when a new month's allowance rows need it (_allowances_create).
+        offices = Office.objects.raw(
+            f"SELECT * FROM {Office._meta.db_table} WHERE company_id = %s AND slug = ANY(%s)",  # noqa: S608
+            [company.pk, sorted(slugs)],
+        )
+        services = Service.objects.raw(
+            f"SELECT * FROM {Service._meta.db_table} WHERE active AND code = ANY(%s)",  # noqa: S608
+            [sorted(codes)],
+        )
+    else:
+        # .order_by(): into a dict, the models' default ordering would only cost time
+        offices = (
+            Office.objects.filter(company=company, slug__in=slugs).select_related("plan").order_by()
+        )
+        services = Service.objects.filter(code__in=codes, active=True).order_by()
+    return {o.slug: o for o in offices}, {s.code: s for s in services}
+
+
 def _validate(
     company: Company, events: list[UsageEventIn]
 ) -> tuple[dict[str, Office], dict[str, Service]]:
@@ -109,20 +132,11 @@ def _validate(
                 }
             ],
         )
-    offices = {
-        o.slug: o
-        for o in Office.objects.filter(
-            company=company, slug__in={e.office for e in events if _lookup_key(e.office)}
-        )
-        .select_related("plan")
-        .order_by()  # into a dict: the models' default ordering would only cost time
-    }
-    services = {
-        s.code: s
-        for s in Service.objects.filter(
-            code__in={e.service for e in events if _lookup_key(e.service)}, active=True
-        ).order_by()
-    }
+    offices, services = _offices_and_services(
+        company,
+        {e.office for e in events if _lookup_key(e.office)},
+        {e.service for e in events if _lookup_key(e.service)},
+    )
     max_quantity = Decimal(settings.USAGE_MAX_QUANTITY)
     latest = timezone.now() + dt.timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
     seen: dict[str, int] = {}
@@ -394,7 +408,7 @@ def _allowances_create(*, company, keys, offices) -> None:
     office_by_pk = {o.pk: o for o in offices.values()}
     # Add-ons matter only for a new month's allowance rows, so they are read only then.
     prefetch_related_objects(
-        [office_by_pk[o] for o in {o for o, _, _ in missing}], "office_addons__addon"
+        [office_by_pk[o] for o in {o for o, _, _ in missing}], "plan", "office_addons__addon"
     )
     # Sorted, so two batches creating the same new rows insert them in the same order.
     Allowance.objects.bulk_create(
