@@ -6,11 +6,14 @@ message}]}; nothing a client sends may produce a 500."""
 from __future__ import annotations
 
 import json
+import re
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
 
 from core.errors import DomainError
 from credits.api import router as credits_router
@@ -18,6 +21,9 @@ from usage.api import router as usage_router
 from usage.api_auth import ApiKeyAuth
 
 MAX_BODY_BYTES = 1024 * 1024
+# orjson reads integers beyond 64 bits as floats, where the standard parser keeps them
+# exact; a body with such a long digit run is left to the standard parser.
+LONG_DIGIT_RUN = re.compile(rb"[0-9]{19}")
 
 
 class UnsupportedMediaType(DomainError):
@@ -53,16 +59,48 @@ class StrictJSONParser(Parser):
     """Only JSON bodies of at most 1 MiB; NaN and Infinity are not JSON and are refused."""
 
     def parse_body(self, request):
-        if len(request.body) > MAX_BODY_BYTES:
+        body = request.body
+        if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        # orjson is ~5x faster and strict; whatever it refuses (NaN, lone surrogates, a BOM,
+        # UTF-16, bad UTF-8, huge numbers …) goes to the standard parser below, which
+        # accepts it or words the refusal exactly as before.
+        if not LONG_DIGIT_RUN.search(body):
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
         try:
-            return json.loads(request.body, parse_constant=_refuse_constant)
+            return json.loads(body, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise MalformedJSON(
                 f"Malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from None
         except (ValueError, RecursionError) as exc:  # bad UTF-8, NaN, absurd numbers/nesting
             raise MalformedJSON(f"Malformed JSON: {exc}.") from None
+
+
+def _not_native(value):
+    raise TypeError  # orjson gives up; the standard encoder takes the whole value
+
+
+class FastJSONRenderer(JSONRenderer):
+    """orjson for plain JSON values (str, int of 64 bits, float, bool, None, lists, dicts
+    with str keys); anything else (Decimal, dates, models, huge ints …) is rendered by
+    ninja's encoder as before. Same values; the bytes differ only in whitespace and in
+    non-ASCII text being sent as UTF-8 rather than \\u escapes."""
+
+    OPTIONS = (
+        orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+
+    def render(self, request, data, *, response_status):
+        try:
+            return orjson.dumps(data, default=_not_native, option=self.OPTIONS)
+        except orjson.JSONEncodeError:
+            return super().render(request, data, response_status=response_status)
 
 
 class CreditPoolingAPI(NinjaAPI):
@@ -83,6 +121,7 @@ api = CreditPoolingAPI(
     ),
     auth=ApiKeyAuth(),
     parser=StrictJSONParser(),
+    renderer=FastJSONRenderer(),
     docs=Swagger(),  # served from ninja's bundled static files, no CDN
     urls_namespace="api",
 )

@@ -25,11 +25,27 @@ ADVISORY_LOCK_SQL = {
     True: "SELECT pg_advisory_xact_lock(%s, %s)",
     False: "SELECT pg_advisory_xact_lock_shared(%s, %s)",
 }
+# The shared case in one round trip: the advisory lock is a filter on the company row, and
+# a scan's filters run before LockRows (the plan's top node) takes the row lock, so the
+# order stays advisory lock → row lock. `columns` may add output columns read in the
+# same statement (usage reads the ids already charged).
+SHARED_LOCKS_SQL = (
+    "SELECT c.*{columns} FROM offices_company AS c WHERE c.id = %s "
+    "AND pg_advisory_xact_lock_shared(%s, %s)::text = '' FOR SHARE OF c"
+)
 
 
-def lock_company(company_id: int, *, exclusive: bool):
+def lock_company(company_id: int, *, exclusive: bool, columns: str = "", params=()):
+    """The company row, locked (see above). On PostgreSQL in shared mode, `columns` (SQL
+    after `c.*`, with `params`) become attributes of the returned company."""
     from offices.models import Company
 
+    if connection.vendor == "postgresql" and not exclusive:
+        sql = SHARED_LOCKS_SQL.format(columns=columns)
+        rows = list(Company.objects.raw(sql, [*params, company_id, COMPANY_LOCK_SPACE, company_id]))
+        if not rows:
+            raise Company.DoesNotExist(company_id)
+        return rows[0]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(ADVISORY_LOCK_SQL[exclusive], [COMPANY_LOCK_SPACE, company_id])

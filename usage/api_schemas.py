@@ -11,14 +11,7 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from ninja import Schema
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.money import q
 
@@ -88,7 +81,11 @@ OffsetDateTime = Annotated[
 Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["12.5000"])]
 
 
-class UsageEventIn(Schema):
+# The batch shapes are plain pydantic models, not ninja Schemas: a Schema's wrap validator
+# (made for reading Django objects) runs every event through validation twice when extra
+# fields are forbidden, and then again through an attribute proxy, four passes per event of
+# a 1000-event batch. A plain model validates each event once, with the same rules and errors.
+class UsageEventIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -126,13 +123,13 @@ class UsageEventIn(Schema):
     )
 
 
-class UsageBatchIn(Schema):
+class UsageBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[UsageEventIn] = Field(min_length=1, max_length=settings.USAGE_BATCH_MAX)
 
 
-class SplitOut(Schema):
+class SplitOut(BaseModel):
     allowance: Amount
     pool: Amount
     wallet: Amount
@@ -140,7 +137,7 @@ class SplitOut(Schema):
     uncovered: Amount
 
 
-class UsageRecordOut(Schema):
+class UsageRecordOut(BaseModel):
     id: str = Field(description="Your event id.")
     office: str
     service: str
@@ -167,13 +164,13 @@ class IngestedEventOut(UsageRecordOut):
     duplicate: bool = Field(description="Already charged earlier; this is the original charge.")
 
 
-class UsageBatchOut(Schema):
+class UsageBatchOut(BaseModel):
     charged: int
     duplicates: int
     events: list[IngestedEventOut]
 
 
-class UsagePageOut(Schema):
+class UsagePageOut(BaseModel):
     results: list[UsageRecordOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
