@@ -111,6 +111,11 @@ def drive(jobs: list, clients: int, work, *, setup=None, teardown=None) -> tuple
             if teardown:
                 teardown(state)
 
+    return _run_threads(clients, worker, barrier), errors
+
+
+def _run_threads(clients: int, worker, barrier) -> float:
+    """Start `clients` threads of `worker`, release them together; the wall time they take."""
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -118,7 +123,7 @@ def drive(jobs: list, clients: int, work, *, setup=None, teardown=None) -> tuple
     started = time.perf_counter()
     for t in threads:
         t.join()
-    return time.perf_counter() - started, errors
+    return time.perf_counter() - started
 
 
 def drive_for(seconds: float, clients: int, work, *, setup=None, teardown=None):
@@ -147,14 +152,7 @@ def drive_for(seconds: float, clients: int, work, *, setup=None, teardown=None):
             if teardown:
                 teardown(state)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, done[0], errors
+    return _run_threads(clients, worker, barrier), done[0], errors
 
 
 def drive_processes(clients: int, work, *, setup, jobs=None, seconds=None, start=0):

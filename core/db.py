@@ -19,12 +19,8 @@ import time
 from django.db import IntegrityError, OperationalError, connection
 
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
-COMPANY_SHARE_LOCK_SQL = "SELECT * FROM offices_company WHERE id = %s FOR SHARE"
 COMPANY_LOCK_SPACE = 7301  # first key of pg_advisory_xact_lock(int, int): "company"
-ADVISORY_LOCK_SQL = {
-    True: "SELECT pg_advisory_xact_lock(%s, %s)",
-    False: "SELECT pg_advisory_xact_lock_shared(%s, %s)",
-}
+EXCLUSIVE_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
 # The shared case in one round trip: the advisory lock is a filter on the company row, and
 # a scan's filters run before LockRows (the plan's top node) takes the row lock, so the
 # order stays advisory lock → row lock. `columns` may add output columns read in the
@@ -40,20 +36,15 @@ def lock_company(company_id: int, *, exclusive: bool, columns: str = "", params=
     after `c.*`, with `params`) become attributes of the returned company."""
     from offices.models import Company
 
-    if connection.vendor == "postgresql" and not exclusive:
-        sql = SHARED_LOCKS_SQL.format(columns=columns)
-        rows = list(Company.objects.raw(sql, [*params, company_id, COMPANY_LOCK_SPACE, company_id]))
-        if not rows:
-            raise Company.DoesNotExist(company_id)
-        return rows[0]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(ADVISORY_LOCK_SQL[exclusive], [COMPANY_LOCK_SPACE, company_id])
-
-    if exclusive or connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
         # SQLite ignores row locks; its IMMEDIATE transactions already serialize writers.
         return Company.objects.select_for_update().get(pk=company_id)
-    rows = list(Company.objects.raw(COMPANY_SHARE_LOCK_SQL, [company_id]))
+    if exclusive:
+        with connection.cursor() as cursor:
+            cursor.execute(EXCLUSIVE_LOCK_SQL, [COMPANY_LOCK_SPACE, company_id])
+        return Company.objects.select_for_update().get(pk=company_id)
+    sql = SHARED_LOCKS_SQL.format(columns=columns)
+    rows = list(Company.objects.raw(sql, [*params, company_id, COMPANY_LOCK_SPACE, company_id]))
     if not rows:
         raise Company.DoesNotExist(company_id)
     return rows[0]
