@@ -100,6 +100,43 @@ def funded_sql(alias: str = "r") -> str:
     )
 
 
+def _insert_summed_sql(*, day: str, tz: str, source: str, upsert: bool) -> str:
+    """INSERT of the day rollups of the records `source` (FROM … WHERE … over alias r),
+    summed by PostgreSQL; `day` and `tz` are SQL for a record's local day and zone."""
+    table = UsageDay._meta.db_table
+    names = ", ".join((*KEY, "events", *SUMMED))
+    sums = ", ".join(f"SUM(r.{c})" for c in SUMMED)
+    sql = (
+        f"INSERT INTO {table} AS d ({names}) "  # noqa: S608
+        f"SELECT r.company_id, r.office_id, r.service_id, r.credit_kind, {day}, {tz}, "
+        f"{funded_sql('r')}, COUNT(*), {sums} {source} GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    )
+    if upsert:
+        # Rows are created and updated in one order, whatever the batch.
+        added = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in ("events", *SUMMED))
+        sql += (
+            " ORDER BY 2, 3, 4, 5, 7 "
+            "ON CONFLICT (office_id, service_id, credit_kind, day, tz, funded) "
+            f"DO UPDATE SET {added}"
+        )
+    return sql
+
+
+def usage_days_add_batch(*, batch, tz) -> None:
+    """PostgreSQL: add the records of one charged batch, just written, to their day
+    rollups in one statement; the same sums usage_days_add() makes in Python. Called under
+    the same allowance-row locks."""
+    sql = _insert_summed_sql(
+        day="(r.occurred_at AT TIME ZONE %s::text)::date",
+        tz="%s::text",
+        # By batch alone: its index finds the batch's rows whatever the company's size.
+        source=f"FROM {UsageRecord._meta.db_table} r WHERE r.batch = %s",
+        upsert=True,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(tz), str(tz), batch])
+
+
 def usage_days_rebuild(company_ids: list[int] | None = None) -> None:
     """Replace the rollups of some companies (all when None) with sums of their records,
     days in each company's current time zone (a backfill: migration, bench dataset)."""
@@ -113,19 +150,15 @@ def usage_days_rebuild(company_ids: list[int] | None = None) -> None:
         where, params = "", []
         if company_ids is not None:
             where, params = "WHERE r.company_id = ANY(%s)", [list(company_ids)]
-        sums = ", ".join(f"SUM(r.{c})" for c in SUMMED)
+        sql = _insert_summed_sql(
+            day="(r.occurred_at AT TIME ZONE c.billing_timezone)::date",
+            tz="c.billing_timezone",
+            source=f"FROM {UsageRecord._meta.db_table} r "
+            f"JOIN offices_company c ON c.id = r.company_id {where}",
+            upsert=False,
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {UsageDay._meta.db_table} "  # noqa: S608
-                f"({', '.join((*KEY, 'events', *SUMMED))}) "
-                "SELECT r.company_id, r.office_id, r.service_id, r.credit_kind, "
-                "(r.occurred_at AT TIME ZONE c.billing_timezone)::date, c.billing_timezone, "
-                f"{funded_sql('r')}, COUNT(*), {sums} "
-                f"FROM {UsageRecord._meta.db_table} r "
-                "JOIN offices_company c ON c.id = r.company_id "
-                f"{where} GROUP BY 1, 2, 3, 4, 5, 6, 7",
-                params,
-            )
+            cursor.execute(sql, params)
         return
     by_company = defaultdict(list)
     for record in records.select_related("company").order_by("pk"):

@@ -12,17 +12,18 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import prefetch_related_objects
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from core.db import lock_company, retry_on_conflict
 from core.errors import ValidationFailed
 from core.money import ZERO, q
-from credits.allocation import allocate
+from credits.allocation import Split, allocate
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.services import accounts_ensure
 from offices.models import Company, CreditKind, Office
 from usage.models import Service, UsageRecord
-from usage.rollups import usage_days_add
+from usage.rollups import usage_days_add, usage_days_add_batch
 
 MAX_ID_LENGTH = 200
 RELATED = [UsageRecord._meta.get_field(n) for n in ("company", "office", "service", "created_by")]
@@ -207,7 +208,18 @@ def usage_ingest(
     pool (pooling on) or the office's wallet (off), AI usage from the AI agent account,
     the rest uncovered. An id already charged is returned as a duplicate, not charged."""
     offices, services = _validate(company, events)
-    return _ingest(company=company, events=events, offices=offices, services=services, actor=actor)
+    existing, created = _ingest(
+        company=company, events=events, offices=offices, services=services, actor=actor
+    )
+    # Built after the transaction: the new records' model instances are not needed while
+    # the balances are locked.
+    records = created()
+    return [
+        IngestedEvent(record=existing[e.external_id], duplicate=True)
+        if e.external_id in existing
+        else IngestedEvent(record=records[e.external_id], duplicate=False)
+        for e in events
+    ]
 
 
 CHARGED_IDS_COLUMN = (
@@ -218,7 +230,8 @@ CHARGED_IDS_COLUMN = (
 
 @retry_on_conflict(retry_integrity=True)
 @transaction.atomic
-def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]:
+def _ingest(*, company, events, offices, services, actor):
+    """(records already charged by external id, a function giving the new records by id)."""
     ids = [e.external_id for e in events]
     charged = ids
     if connection.vendor == "postgresql":
@@ -230,7 +243,6 @@ def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]
         charged = company.charged_ids
     else:
         company = lock_company(company.pk, exclusive=False)
-    tz = company.tz
     existing = {}
     if charged:
         existing = {
@@ -238,94 +250,73 @@ def _ingest(*, company, events, offices, services, actor) -> list[IngestedEvent]
             for r in UsageRecord.objects.filter(company=company, external_id__in=charged).order_by()
         }
     fresh = [e for e in events if e.external_id not in existing]
-    created: dict[str, UsageRecord] = {}
-    if fresh:
-        created = _charge(
-            company=company, tz=tz, events=fresh, offices=offices, services=services, actor=actor
-        )
-    return [
-        IngestedEvent(record=existing[e.external_id], duplicate=True)
-        if e.external_id in existing
-        else IngestedEvent(record=created[e.external_id], duplicate=False)
-        for e in events
-    ]
-
-
-def _charge(*, company, tz, events, offices, services, actor) -> dict[str, UsageRecord]:
-    pooling = company.pooling_enabled
-    batch = uuid.uuid4()
-    rated = []
-    needs_wallets = set()
-    needs_pool = needs_ai = False
-    for e in events:
-        office, service = offices[e.office], services[e.service]
-        kind = service.credit_kind
-        quantity = q(Decimal(str(e.quantity)))
-        cost = q(quantity * service.rate)
-        period = period_of(e.occurred_at, tz)
-        # The record is built before any balance is locked (building 1000 model instances
-        # takes longer than writing them); the split is filled in under the locks.
-        # Keys by attname plus the cached related objects: what assigning `office=office`
-        # does, without the descriptor and router checks (a third of the build time).
-        record = UsageRecord(
-            company_id=company.pk,
-            office_id=office.pk,
-            service_id=service.pk,
-            external_id=e.external_id,
-            credit_kind=kind,
-            quantity=quantity,
-            rate=service.rate,
-            cost=cost,
-            occurred_at=e.occurred_at,
-            period=period,
-            pooling_on=pooling,
-            user_label=e.user_label or "",
-            phone_number=e.phone_number or "",
-            metadata=e.metadata or {},
-            batch=batch,
-            created_by_id=actor.pk if actor is not None else None,
-        )
-        for related, value in zip(RELATED, (company, office, service, actor), strict=True):
-            related.set_cached_value(record, value)
-        rated.append((e, office, service, kind, quantity, cost, period, record))
-        if kind == CreditKind.AI_AGENT:
-            needs_ai = True
-        elif pooling:
-            needs_pool = True
-        else:
-            needs_wallets.add(office.pk)
-
-    # Accounts, locked in pk order.
-    def account_filter():
-        from django.db.models import Q
-
-        cond = Q(pk__in=[])
-        if needs_pool:
-            cond |= Q(kind=AccountKind.POOL)
-        if needs_ai:
-            cond |= Q(kind=AccountKind.AI_AGENT)
-        if needs_wallets:
-            cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
-        return cond
-
-    expected = needs_pool + needs_ai + len(needs_wallets)
-    accounts = list(
-        Account.objects.select_for_update().filter(account_filter(), company=company).order_by("pk")
+    if not fresh:
+        return existing, dict
+    created = _charge(
+        company=company, events=fresh, offices=offices, services=services, actor=actor
     )
-    if len(accounts) < expected:
-        accounts_ensure(company=company)
-        accounts = list(
-            Account.objects.select_for_update()
-            .filter(account_filter(), company=company)
-            .order_by("pk")
+    return existing, created
+
+
+@dataclass
+class _Charge:
+    """One event on its way to becoming a usage record."""
+
+    event: UsageEventIn
+    office: Office
+    service: Service
+    quantity: Decimal
+    cost: Decimal
+    period: dt.date
+    allowance: Allowance | None = None
+    account: Account | None = None
+    split: Split | None = None
+    balance_after: Decimal | None = None
+
+
+FUNDING_PART = {
+    AccountKind.POOL: "pool_part",
+    AccountKind.WALLET: "wallet_part",
+    AccountKind.AI_AGENT: "ai_part",
+}
+
+
+def _charge(*, company, events, offices, services, actor):
+    """Rate, allocate and record `events` (none charged yet) under the balance locks;
+    returns a function giving the new records by external id."""
+    pooling = company.pooling_enabled
+    tz = company.tz
+    batch = uuid.uuid4()
+    bulk = connection.vendor == "postgresql" and len(events) >= COPY_MIN_ROWS
+    charges = []
+    for e in events:
+        service = services[e.service]
+        quantity = q(Decimal(str(e.quantity)))
+        charges.append(
+            _Charge(
+                event=e,
+                office=offices[e.office],
+                service=service,
+                quantity=quantity,
+                cost=q(quantity * service.rate),
+                period=period_of(e.occurred_at, tz),
+            )
         )
+    # Everything that does not depend on the balances is prepared before they are
+    # locked: the records (COPY rows on PostgreSQL, model instances elsewhere).
+    if bulk:
+        writer = _BulkRecords(company=company, batch=batch, actor=actor, charges=charges)
+    else:
+        writer = _OrmRecords(company=company, batch=batch, actor=actor, charges=charges)
+
+    accounts = _accounts_lock(company=company, charges=charges, pooling=pooling)
     pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
     ai = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
     wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
 
     # Then the allowance rows of every (office, kind, period) touched, locked in pk order;
     # a new month's rows are created first (rare: once per office, kind and month).
-    keys = {(office.pk, kind, period) for _, office, _, kind, _, _, period, _ in rated}
+    keys = {(c.office.pk, c.service.credit_kind, c.period) for c in charges}
     allowances = _allowances_lock(company=company, keys=keys)
     missing = keys - allowances.keys()
     if missing:
@@ -333,46 +324,33 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         allowances.update(_allowances_lock(company=company, keys=missing))
 
     drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    records = []
-    for _e, office, _service, kind, _quantity, cost, period, record in rated:
-        allowance = allowances[(office.pk, kind, period)]
+    counts: dict[int, int] = defaultdict(int)
+    for c in charges:
+        kind = c.service.credit_kind
+        allowance = allowances[(c.office.pk, kind, c.period)]
         if kind == CreditKind.AI_AGENT:
             account = ai
         elif pooling:
             account = pool
         else:
-            account = wallets[office.pk]
-        split = allocate(cost, allowance_remaining=allowance.remaining, balance=account.balance)
-        allowance.used += split.allowance
+            account = wallets[c.office.pk]
+        split = allocate(c.cost, allowance_remaining=allowance.remaining, balance=account.balance)
         account.balance -= split.funded
         drawn[account.pk] += split.funded
-        parts = {"pool_part": ZERO, "wallet_part": ZERO, "ai_part": ZERO}
-        column = {
-            AccountKind.POOL: "pool_part",
-            AccountKind.WALLET: "wallet_part",
-            AccountKind.AI_AGENT: "ai_part",
-        }[account.kind]
-        parts[column] = split.funded
-        allowance.cost_total += cost
-        allowance.pool_drawn += parts["pool_part"]
-        allowance.wallet_drawn += parts["wallet_part"]
-        allowance.ai_drawn += parts["ai_part"]
+        counts[account.pk] += 1
+        allowance.used += split.allowance
+        allowance.cost_total += c.cost
+        drawn_field = FUNDING_DRAWN[account.kind]
+        setattr(allowance, drawn_field, getattr(allowance, drawn_field) + split.funded)
         allowance.uncovered += split.uncovered
         allowance.events += 1
-        record.allowance_part = split.allowance
-        record.uncovered = split.uncovered
-        record.pool_part, record.wallet_part, record.ai_part = (
-            parts["pool_part"],
-            parts["wallet_part"],
-            parts["ai_part"],
+        c.allowance, c.account, c.split, c.balance_after = (
+            allowance,
+            account,
+            split,
+            account.balance,
         )
-        record.funding_account = account
-        record.funding_balance_after = account.balance
-        records.append(record)
-    _records_insert(records)
-    counts: dict[int, int] = defaultdict(int)
-    for record in records:
-        counts[record.funding_account_id] += 1
+    writer.write()
     LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
@@ -391,8 +369,45 @@ def _charge(*, company, tz, events, offices, services, actor) -> dict[str, Usage
         ]
     )
     _allowances_save(list(allowances.values()), accounts=[a for a in accounts if drawn[a.pk]])
-    usage_days_add(records, tz)  # under the allowance locks taken above
-    return {r.external_id: r for r in records}
+    writer.add_to_day_rollups(tz)  # under the allowance locks taken above
+    return writer.records
+
+
+FUNDING_DRAWN = {
+    AccountKind.POOL: "pool_drawn",
+    AccountKind.WALLET: "wallet_drawn",
+    AccountKind.AI_AGENT: "ai_drawn",
+}
+
+
+def _accounts_lock(*, company, charges, pooling) -> list[Account]:
+    """The accounts the charges draw on, locked FOR UPDATE in pk order (created first if
+    the company lacks one)."""
+    from django.db.models import Q
+
+    needs_wallets = set()
+    needs_pool = needs_ai = False
+    for c in charges:
+        if c.service.credit_kind == CreditKind.AI_AGENT:
+            needs_ai = True
+        elif pooling:
+            needs_pool = True
+        else:
+            needs_wallets.add(c.office.pk)
+    cond = Q(pk__in=[])
+    if needs_pool:
+        cond |= Q(kind=AccountKind.POOL)
+    if needs_ai:
+        cond |= Q(kind=AccountKind.AI_AGENT)
+    if needs_wallets:
+        cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
+    expected = needs_pool + needs_ai + len(needs_wallets)
+    locked = Account.objects.select_for_update().filter(cond, company=company).order_by("pk")
+    accounts = list(locked)
+    if len(accounts) < expected:
+        accounts_ensure(company=company)
+        accounts = list(locked.all())
+    return accounts
 
 
 def _allowance_scope(*, company, keys):
@@ -489,47 +504,157 @@ def _allowances_save(allowances: list[Allowance], accounts: list[Account] = ()) 
 COPY_MIN_ROWS = 50
 
 
-def _records_insert(records: list[UsageRecord]) -> None:
-    """Insert the usage records of one batch (all of one company and batch id) and give
-    them their primary keys, like bulk_create does.
+class _OrmRecords:
+    """The records of a batch as model instances, saved with bulk_create: small batches
+    (one INSERT … RETURNING is one round trip) and databases other than PostgreSQL."""
 
-    On PostgreSQL this is a COPY: bulk_create spends most of a 1000-event batch compiling
-    and quoting 25,000 parameters, COPY streams the rows (see docs/scaling.md)."""
-    if connection.vendor != "postgresql" or len(records) < COPY_MIN_ROWS:
-        # A few rows: one INSERT … RETURNING id is one round trip less than COPY + SELECT.
-        UsageRecord.objects.bulk_create(records)
-        return
-    now = timezone.now()
-    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
-    stamped = [
-        f.attname
-        for f in fields
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-    ]
-    for record in records:
-        for attname in stamped:  # what pre_save() would set (created_at)
-            setattr(record, attname, now)
-    # psycopg adapts every column type natively except JSON, which needs its wrapper.
-    prepared = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    table = UsageRecord._meta.db_table
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for r in records:
-                copy.write_row(
-                    [
-                        f.get_db_prep_save(getattr(r, f.attname), connection)
-                        if f.attname in prepared
-                        else getattr(r, f.attname)
-                        for f in fields
-                    ]
-                )
-        cursor.execute(
-            f"SELECT external_id, id FROM {table} WHERE company_id = %s AND batch = %s",  # noqa: S608
-            [records[0].company_id, records[0].batch],
-        )
-        ids = dict(cursor.fetchall())
-    for record in records:
-        record.pk = ids[record.external_id]
-        record._state.adding = False
-        record._state.db = connection.alias
+    def __init__(self, *, company, batch, actor, charges):
+        self.charges = charges
+        self.built = []
+        # Built before any balance is locked. Keys by attname plus the cached related
+        # objects: what assigning `office=office` does, without the descriptor and router
+        # checks (a third of the build time).
+        for c in charges:
+            e, office, service = c.event, c.office, c.service
+            record = UsageRecord(
+                company_id=company.pk,
+                office_id=office.pk,
+                service_id=service.pk,
+                external_id=e.external_id,
+                credit_kind=service.credit_kind,
+                quantity=c.quantity,
+                rate=service.rate,
+                cost=c.cost,
+                occurred_at=e.occurred_at,
+                period=c.period,
+                pooling_on=company.pooling_enabled,
+                user_label=e.user_label or "",
+                phone_number=e.phone_number or "",
+                metadata=e.metadata or {},
+                batch=batch,
+                created_by_id=actor.pk if actor is not None else None,
+            )
+            for related, value in zip(RELATED, (company, office, service, actor), strict=True):
+                related.set_cached_value(record, value)
+            self.built.append(record)
+
+    def write(self) -> None:
+        for c, record in zip(self.charges, self.built, strict=True):
+            record.allowance_part = c.split.allowance
+            record.pool_part = record.wallet_part = record.ai_part = ZERO
+            setattr(record, FUNDING_PART[c.account.kind], c.split.funded)
+            record.uncovered = c.split.uncovered
+            record.funding_account = c.account
+            record.funding_balance_after = c.balance_after
+        UsageRecord.objects.bulk_create(self.built)
+
+    def add_to_day_rollups(self, tz) -> None:
+        usage_days_add(self.built, tz)
+
+    def records(self) -> dict[str, UsageRecord]:
+        return {r.external_id: r for r in self.built}
+
+
+# COPY text format: backslash, tab, newline and carriage return are escaped; NUL cannot
+# occur (validation refuses it).
+COPY_NULL = "\\N"
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Prepared before the balances are locked, then the split, in this order.
+COPY_COLUMNS = (
+    "id", "company_id", "office_id", "service_id", "external_id", "credit_kind", "quantity",
+    "rate", "cost", "occurred_at", "period", "pooling_on", "user_label", "phone_number",
+    "metadata", "batch", "created_by_id", "created_at",
+    "allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered",
+    "funding_account_id", "funding_balance_after",
+)  # fmt: skip
+
+
+class _BulkRecords:
+    """The records of a batch on PostgreSQL, written with one COPY.
+
+    Model instances cost more to build than the rows cost to write (docs/scaling.md):
+    here each record is a line of COPY text, prepared before the balances are locked
+    (primary keys drawn from the table's sequence up front, so nothing is read back),
+    completed with its split under the locks. The day rollups are summed by PostgreSQL
+    from the rows just written; model instances are made only after the transaction."""
+
+    def __init__(self, *, company, batch, actor, charges):
+        self.company, self.batch, self.actor, self.charges = company, batch, actor, charges
+        self.created_at = timezone.now()
+        table = UsageRecord._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, len(charges)],
+            )
+            self.ids = [row[0] for row in cursor.fetchall()]
+        pooling = "t" if company.pooling_enabled else "f"
+        actor_id = COPY_NULL if actor is None else actor.pk
+        tail = f"{batch}\t{actor_id}\t{self.created_at.isoformat()}\t"
+        self.prefixes = []
+        for pk, c in zip(self.ids, charges, strict=True):
+            e, service = c.event, c.service
+            self.prefixes.append(
+                f"{pk}\t{company.pk}\t{c.office.pk}\t{service.pk}\t"
+                f"{e.external_id.translate(COPY_ESCAPES)}\t{service.credit_kind}\t"
+                f"{c.quantity}\t{service.rate}\t{c.cost}\t{e.occurred_at.isoformat()}\t"
+                f"{c.period.isoformat()}\t{pooling}\t"
+                f"{(e.user_label or '').translate(COPY_ESCAPES)}\t"
+                f"{(e.phone_number or '').translate(COPY_ESCAPES)}\t"
+                f"{json.dumps(e.metadata or {}).translate(COPY_ESCAPES)}\t{tail}"
+            )
+
+    def write(self) -> None:
+        lines = []
+        for prefix, c in zip(self.prefixes, self.charges, strict=True):
+            split, kind = c.split, c.account.kind
+            funded = split.funded
+            lines.append(
+                f"{prefix}{split.allowance}\t"
+                f"{funded if kind == AccountKind.POOL else ZERO}\t"
+                f"{funded if kind == AccountKind.WALLET else ZERO}\t"
+                f"{funded if kind == AccountKind.AI_AGENT else ZERO}\t"
+                f"{split.uncovered}\t{c.account.pk}\t{c.balance_after}\n"
+            )
+        table = UsageRecord._meta.db_table
+        sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+        # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
+        with (
+            connection.cursor() as cursor,
+            connection.wrap_database_errors,
+            cursor.copy(sql) as copy,
+        ):
+            copy.write("".join(lines))
+
+    def add_to_day_rollups(self, tz) -> None:
+        usage_days_add_batch(batch=self.batch, tz=tz)
+
+    def records(self) -> dict[str, UsageRecord]:
+        """The saved records as model instances (as Django unpickles them: no __init__)."""
+        company, actor, alias = self.company, self.actor, connection.alias
+        pooling, batch, created_at = company.pooling_enabled, self.batch, self.created_at
+        actor_id = actor.pk if actor is not None else None
+        records = {}
+        for pk, c in zip(self.ids, self.charges, strict=True):
+            e, office, service, split, account = c.event, c.office, c.service, c.split, c.account
+            record = UsageRecord.__new__(UsageRecord)
+            state = ModelState()
+            state.adding, state.db = False, alias
+            state.fields_cache = {
+                "company": company, "office": office, "service": service,
+                "funding_account": account, "created_by": actor,
+            }  # fmt: skip
+            record.__dict__.update(
+                _state=state, id=pk, company_id=company.pk, office_id=office.pk,
+                service_id=service.pk, external_id=e.external_id,
+                credit_kind=service.credit_kind, quantity=c.quantity, rate=service.rate,
+                cost=c.cost, occurred_at=e.occurred_at, period=c.period,
+                allowance_part=split.allowance, pool_part=ZERO, wallet_part=ZERO, ai_part=ZERO,
+                uncovered=split.uncovered, pooling_on=pooling, funding_account_id=account.pk,
+                funding_balance_after=c.balance_after, user_label=e.user_label or "",
+                phone_number=e.phone_number or "", metadata=e.metadata or {}, batch=batch,
+                created_by_id=actor_id, created_at=created_at,
+            )  # fmt: skip
+            record.__dict__[FUNDING_PART[account.kind]] = split.funded
+            records[e.external_id] = record
+        return records
