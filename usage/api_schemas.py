@@ -6,14 +6,14 @@ import datetime as dt
 import json
 import math
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 from django.conf import settings
 from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from core.money import q
+from core.money import PLACES
 
 AMOUNT_PATTERN = r"^-?[0-9]+\.[0-9]{4}$"
 ISO_DATE_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -22,7 +22,11 @@ METADATA_MAX_DEPTH = 8
 
 
 def money(value: Decimal | None) -> str | None:
-    return None if value is None else format(q(value), "f")
+    if value is None:
+        return None
+    if type(value) is not Decimal:
+        value = Decimal(value)
+    return format(value.quantize(PLACES, rounding=ROUND_HALF_UP), "f")
 
 
 def _clean_text(value: str) -> str:
@@ -68,6 +72,8 @@ def _json_safe(value: Any, depth: int = 0) -> None:
 
 
 def _small_json_object(value: dict) -> dict:
+    if not value:
+        return value
     _json_safe(value)
     if len(json.dumps(value).encode()) > METADATA_MAX_BYTES:
         raise ValueError(f"At most {METADATA_MAX_BYTES} bytes of JSON.")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from core.db import lock_company, retry_on_conflict
 from core.errors import ValidationFailed
-from core.money import ZERO, q
+from core.money import PLACES, ZERO, q
 from credits.allocation import Split, allocate
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.services import accounts_ensure
@@ -74,6 +74,8 @@ def _has_nul(value) -> bool:
 
 def _storable_json(value) -> bool:
     """Plain JSON that jsonb accepts: no NaN/Infinity, no NUL, only JSON types."""
+    if value == {}:
+        return True
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -82,7 +84,7 @@ def _storable_json(value) -> bool:
 
 
 def _lookup_key(value) -> bool:
-    return isinstance(value, str) and not _has_nul(value)
+    return isinstance(value, str) and "\x00" not in value
 
 
 def _offices_and_services(company, slugs, codes) -> tuple[dict, dict]:
@@ -158,17 +160,19 @@ def _validate(
             bad(i, "office", f"No office {event.office!r} in this company.")
         if not _lookup_key(event.service) or event.service not in services:
             bad(i, "service", f"Unknown service {event.service!r}.")
-        try:
-            quantity = Decimal(str(event.quantity))
-        except (InvalidOperation, ValueError, TypeError):
-            quantity = None
+        quantity = event.quantity
+        if type(quantity) is not Decimal:
+            try:
+                quantity = Decimal(str(quantity))
+            except (InvalidOperation, ValueError, TypeError):
+                quantity = None
         if quantity is None or not quantity.is_finite():
             bad(i, "quantity", "Must be a finite number.")
         elif quantity <= 0:
             bad(i, "quantity", "Must be greater than zero.")
         elif quantity > max_quantity:
             bad(i, "quantity", f"At most {max_quantity:,} per event.")
-        elif quantity != quantity.quantize(Decimal("0.0001")):
+        elif quantity != quantity.quantize(PLACES):
             bad(i, "quantity", "At most 4 decimal places.")
         moment = event.occurred_at
         if not isinstance(moment, dt.datetime):
@@ -316,7 +320,7 @@ def _charge(*, company, events, offices, services, actor):
 
     # Then the allowance rows of every (office, kind, period) touched, locked in pk order;
     # a new month's rows are created first (rare: once per office, kind and month).
-    keys = {(c.office.pk, c.service.credit_kind, c.period) for c in charges}
+    keys = {(c.office.id, c.service.credit_kind, c.period) for c in charges}
     allowances = _allowances_lock(company=company, keys=keys)
     missing = keys - allowances.keys()
     if missing:
@@ -327,17 +331,17 @@ def _charge(*, company, events, offices, services, actor):
     counts: dict[int, int] = defaultdict(int)
     for c in charges:
         kind = c.service.credit_kind
-        allowance = allowances[(c.office.pk, kind, c.period)]
+        allowance = allowances[(c.office.id, kind, c.period)]
         if kind == CreditKind.AI_AGENT:
             account = ai
         elif pooling:
             account = pool
         else:
-            account = wallets[c.office.pk]
+            account = wallets[c.office.id]
         split = allocate(c.cost, allowance_remaining=allowance.remaining, balance=account.balance)
         account.balance -= split.funded
-        drawn[account.pk] += split.funded
-        counts[account.pk] += 1
+        drawn[account.id] += split.funded
+        counts[account.id] += 1
         allowance.used += split.allowance
         allowance.cost_total += c.cost
         drawn_field = FUNDING_DRAWN[account.kind]
@@ -393,7 +397,7 @@ def _accounts_lock(*, company, charges, pooling) -> list[Account]:
         elif pooling:
             needs_pool = True
         else:
-            needs_wallets.add(c.office.pk)
+            needs_wallets.add(c.office.id)
     cond = Q(pk__in=[])
     if needs_pool:
         cond |= Q(kind=AccountKind.POOL)
@@ -569,6 +573,10 @@ COPY_COLUMNS = (
 )  # fmt: skip
 
 
+def _copy_json(value) -> str:
+    return json.dumps(value).translate(COPY_ESCAPES) if value else "{}"
+
+
 class _BulkRecords:
     """The records of a batch on PostgreSQL, written with one COPY.
 
@@ -584,10 +592,12 @@ class _BulkRecords:
         table = UsageRecord._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                "SELECT nextval(s) FROM pg_get_serial_sequence(%s, 'id') AS s, "
+                "generate_series(1, %s)",
                 [table, len(charges)],
             )
             self.ids = [row[0] for row in cursor.fetchall()]
+        company_id = company.id
         pooling = "t" if company.pooling_enabled else "f"
         actor_id = COPY_NULL if actor is None else actor.pk
         tail = f"{batch}\t{actor_id}\t{self.created_at.isoformat()}\t"
@@ -595,13 +605,13 @@ class _BulkRecords:
         for pk, c in zip(self.ids, charges, strict=True):
             e, service = c.event, c.service
             self.prefixes.append(
-                f"{pk}\t{company.pk}\t{c.office.pk}\t{service.pk}\t"
+                f"{pk}\t{company_id}\t{c.office.id}\t{service.id}\t"
                 f"{e.external_id.translate(COPY_ESCAPES)}\t{service.credit_kind}\t"
                 f"{c.quantity}\t{service.rate}\t{c.cost}\t{e.occurred_at.isoformat()}\t"
                 f"{c.period.isoformat()}\t{pooling}\t"
                 f"{(e.user_label or '').translate(COPY_ESCAPES)}\t"
                 f"{(e.phone_number or '').translate(COPY_ESCAPES)}\t"
-                f"{json.dumps(e.metadata or {}).translate(COPY_ESCAPES)}\t{tail}"
+                f"{_copy_json(e.metadata)}\t{tail}"
             )
 
     def write(self) -> None:
@@ -614,7 +624,7 @@ class _BulkRecords:
                 f"{funded if kind == AccountKind.POOL else ZERO}\t"
                 f"{funded if kind == AccountKind.WALLET else ZERO}\t"
                 f"{funded if kind == AccountKind.AI_AGENT else ZERO}\t"
-                f"{split.uncovered}\t{c.account.pk}\t{c.balance_after}\n"
+                f"{split.uncovered}\t{c.account.id}\t{c.balance_after}\n"
             )
         table = UsageRecord._meta.db_table
         sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
@@ -645,12 +655,12 @@ class _BulkRecords:
                 "funding_account": account, "created_by": actor,
             }  # fmt: skip
             record.__dict__.update(
-                _state=state, id=pk, company_id=company.pk, office_id=office.pk,
-                service_id=service.pk, external_id=e.external_id,
+                _state=state, id=pk, company_id=company.id, office_id=office.id,
+                service_id=service.id, external_id=e.external_id,
                 credit_kind=service.credit_kind, quantity=c.quantity, rate=service.rate,
                 cost=c.cost, occurred_at=e.occurred_at, period=c.period,
                 allowance_part=split.allowance, pool_part=ZERO, wallet_part=ZERO, ai_part=ZERO,
-                uncovered=split.uncovered, pooling_on=pooling, funding_account_id=account.pk,
+                uncovered=split.uncovered, pooling_on=pooling, funding_account_id=account.id,
                 funding_balance_after=c.balance_after, user_label=e.user_label or "",
                 phone_number=e.phone_number or "", metadata=e.metadata or {}, batch=batch,
                 created_by_id=actor_id, created_at=created_at,
