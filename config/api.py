@@ -16,6 +16,7 @@ from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 
 from core.errors import DomainError
+from core.json_render import json_bytes
 from credits.api import router as credits_router
 from usage.api import router as usage_router
 from usage.api_auth import ApiKeyAuth
@@ -80,27 +81,12 @@ class StrictJSONParser(Parser):
             raise MalformedJSON(f"Malformed JSON: {exc}.") from None
 
 
-def _not_native(value):
-    raise TypeError  # orjson gives up; the standard encoder takes the whole value
-
-
 class FastJSONRenderer(JSONRenderer):
-    """orjson for plain JSON values (str, int of 64 bits, float, bool, None, lists, dicts
-    with str keys); anything else (Decimal, dates, models, huge ints …) is rendered by
-    ninja's encoder as before. Same values; the bytes differ only in whitespace and in
-    non-ASCII text being sent as UTF-8 rather than \\u escapes."""
-
-    OPTIONS = (
-        orjson.OPT_PASSTHROUGH_DATETIME
-        | orjson.OPT_PASSTHROUGH_DATACLASS
-        | orjson.OPT_PASSTHROUGH_SUBCLASS
-    )
+    """Every answer through core.json_render: orjson for plain JSON values, ninja's encoder
+    for anything else (Decimal, dates, models, huge ints …)."""
 
     def render(self, request, data, *, response_status):
-        try:
-            return orjson.dumps(data, default=_not_native, option=self.OPTIONS)
-        except orjson.JSONEncodeError:
-            return super().render(request, data, response_status=response_status)
+        return json_bytes(data)
 
 
 class CreditPoolingAPI(NinjaAPI):

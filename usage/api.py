@@ -11,6 +11,7 @@ from django.db.models import Q, prefetch_related_objects
 from ninja import Query, Router
 
 from core.errors import ValidationFailed
+from core.json_render import json_response
 from offices.models import Office
 from usage.api_schemas import (
     ErrorOut,
@@ -88,7 +89,12 @@ def usage_events_create(request, batch: UsageBatchIn):
     prefetch_related_objects([i.record for i in ingested if i.duplicate], "office", "service")
     out = [{**record_out(i.record), "duplicate": i.duplicate} for i in ingested]
     duplicates = sum(1 for i in ingested if i.duplicate)
-    return {"charged": len(out) - duplicates, "duplicates": duplicates, "events": out}
+    # Rendered here: validating a thousand records against UsageBatchOut, then dumping them
+    # again, took a quarter of the endpoint's time. record_out() builds exactly that shape
+    # (tests/api/test_usage_events.py validates answers against the schema).
+    return json_response(
+        {"charged": len(out) - duplicates, "duplicates": duplicates, "events": out}
+    )
 
 
 def _cursor_encode(record: UsageRecord) -> str:

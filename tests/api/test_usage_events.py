@@ -1,8 +1,12 @@
 from decimal import Decimal
 
+import pytest
+
 from credits.models import Account, AccountKind, EntryType, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from tests.api.conftest import usage_event
+from usage import services as usage_services
+from usage.api_schemas import UsageBatchOut
 from usage.models import UsageRecord
 
 
@@ -137,3 +141,43 @@ def test_quantity_may_be_a_json_number(company, api):
     response = api.send_events(usage_event("n-1", quantity=2.5))
     assert response.status_code == 200
     assert response.json()["events"][0]["cost"] == "2.5000"
+
+
+@pytest.mark.parametrize("copy_min_rows", [1, 10**6], ids=["copy-path", "orm-path"])
+def test_the_answer_is_exactly_what_its_response_schema_describes(
+    company, care, api, monkeypatch, copy_min_rows
+):
+    # The endpoint renders its answer itself (no response validation by ninja): it must
+    # validate against UsageBatchOut and dumping the validated model must change nothing.
+    monkeypatch.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
+    pooling_set(company=company, enabled=True, actor=care, reason="test")
+    credits_purchase(company=company, amount="3.5", actor=care)
+    api.send_events(usage_event("s-0", quantity="2"))
+    response = api.send_events(
+        usage_event("s-0", quantity="9"),  # a duplicate: read back from the database
+        usage_event("s-1", quantity="99.1234", user="Ana\tNg", number="+1 555\\0100"),
+        usage_event("s-2", service="ai_agent", quantity="3", metadata={"a": {"b": [1, "ü"]}}),
+        usage_event("s-3", office="austin", quantity="104"),
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert UsageBatchOut.model_validate(body).model_dump(mode="json") == body
+    assert [e["duplicate"] for e in body["events"]] == [True, False, False, False]
+    assert body["events"][1]["user"] == "Ana\tNg"
+    assert body["events"][1]["number"] == "+1 555\\0100"
+    # hq: 98 left of its allowance, then 1.1234 from the pool; austin: 100 included, then
+    # the pool's last 2.3766, 1.6234 uncovered
+    assert body["events"][1]["split"]["pool"] == "1.1234"
+    assert body["events"][3]["split"]["pool"] == "2.3766"
+    assert body["events"][3]["split"]["uncovered"] == "1.6234"
+    # and the stored records say the same as the answer
+    for out in body["events"]:
+        record = UsageRecord.objects.get(company=company, external_id=out["id"])
+        assert out["cost"] == f"{record.cost:.4f}"
+        assert (out["user"], out["number"], out["metadata"]) == (
+            record.user_label,
+            record.phone_number,
+            record.metadata,
+        )
+        assert out["funding_balance_after"] == f"{record.funding_balance_after:.4f}"
