@@ -47,7 +47,7 @@ def record_out(record: UsageRecord) -> dict:
             "ai_credits": money(record.ai_part),
             "uncovered": money(record.uncovered),
         },
-        "period": f"{record.period:%Y-%m}",
+        "period": record.period.isoformat()[:7],  # YYYY-MM (strftime is much slower)
         "occurred_at": record.occurred_at.astimezone(dt.UTC).isoformat(),
         "pooling_on": record.pooling_on,
         "funding_balance_after": money(record.funding_balance_after),

@@ -21,9 +21,14 @@ METADATA_MAX_BYTES = 4096
 METADATA_MAX_DEPTH = 8
 
 
+ZERO_TEXT = "0.0000"
+
+
 def money(value: Decimal | None) -> str | None:
     if value is None:
         return None
+    if not value:
+        return ZERO_TEXT  # most parts of a split are zero
     if type(value) is not Decimal:
         value = Decimal(value)
     return format(value.quantize(PLACES, rounding=ROUND_HALF_UP), "f")

@@ -642,29 +642,33 @@ class _BulkRecords:
     def records(self) -> dict[str, UsageRecord]:
         """The saved records as model instances (as Django unpickles them: no __init__)."""
         company, actor, alias = self.company, self.actor, connection.alias
-        pooling, batch, created_at = company.pooling_enabled, self.batch, self.created_at
-        actor_id = actor.pk if actor is not None else None
+        common = {
+            "company_id": company.id, "pooling_on": company.pooling_enabled,
+            "batch": self.batch, "created_by_id": actor.pk if actor is not None else None,
+            "created_at": self.created_at, "pool_part": ZERO, "wallet_part": ZERO,
+            "ai_part": ZERO,
+        }  # fmt: skip
         records = {}
         for pk, c in zip(self.ids, self.charges, strict=True):
             e, office, service, split, account = c.event, c.office, c.service, c.split, c.account
-            record = UsageRecord.__new__(UsageRecord)
             state = ModelState()
             state.adding, state.db = False, alias
             state.fields_cache = {
                 "company": company, "office": office, "service": service,
                 "funding_account": account, "created_by": actor,
             }  # fmt: skip
-            record.__dict__.update(
-                _state=state, id=pk, company_id=company.id, office_id=office.id,
-                service_id=service.id, external_id=e.external_id,
-                credit_kind=service.credit_kind, quantity=c.quantity, rate=service.rate,
-                cost=c.cost, occurred_at=e.occurred_at, period=c.period,
-                allowance_part=split.allowance, pool_part=ZERO, wallet_part=ZERO, ai_part=ZERO,
-                uncovered=split.uncovered, pooling_on=pooling, funding_account_id=account.id,
-                funding_balance_after=c.balance_after, user_label=e.user_label or "",
-                phone_number=e.phone_number or "", metadata=e.metadata or {}, batch=batch,
-                created_by_id=actor_id, created_at=created_at,
+            values = common.copy()
+            values.update(
+                _state=state, id=pk, office_id=office.id, service_id=service.id,
+                external_id=e.external_id, credit_kind=service.credit_kind,
+                quantity=c.quantity, rate=service.rate, cost=c.cost, occurred_at=e.occurred_at,
+                period=c.period, allowance_part=split.allowance, uncovered=split.uncovered,
+                funding_account_id=account.id, funding_balance_after=c.balance_after,
+                user_label=e.user_label or "", phone_number=e.phone_number or "",
+                metadata=e.metadata or {},
             )  # fmt: skip
-            record.__dict__[FUNDING_PART[account.kind]] = split.funded
+            values[FUNDING_PART[account.kind]] = split.funded
+            record = UsageRecord.__new__(UsageRecord)
+            record.__dict__ = values
             records[e.external_id] = record
         return records

@@ -88,6 +88,10 @@ def _ingest_both_ways(care, monkeypatch):
     return fast, plain, fast_results, plain_results
 
 
+def _values(record) -> dict:
+    return {f.attname: getattr(record, f.attname) for f in UsageRecord._meta.concrete_fields}
+
+
 def _normalise(rows: dict, company) -> dict:
     offices = {o.pk: o.slug for o in company.offices.all()}
     for row in rows.values():
@@ -113,6 +117,8 @@ def test_copy_path_stores_the_same_records_as_the_orm_path(services, care, monke
         assert saved.created_at == result.record.created_at
         assert saved.created_by == care
         assert not result.record._state.adding
+        assert not result.record.get_deferred_fields()
+        assert _values(result.record) == _values(saved)
 
 
 def test_copy_path_keeps_the_same_allowance_rollups_and_ledger(services, care, monkeypatch):
