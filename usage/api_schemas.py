@@ -38,6 +38,8 @@ def _clean_text(value: str) -> str:
     # PostgreSQL text cannot hold NUL, and an unpaired surrogate cannot be encoded.
     if "\x00" in value:
         raise ValueError("Must not contain NUL characters.")
+    if value.isascii():
+        return value  # no surrogates in ASCII
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
