@@ -39,18 +39,16 @@ def _grouped(records: list[UsageRecord], tz) -> dict[tuple, list]:
 
 
 def usage_days_add(records: list[UsageRecord], tz) -> None:
-    """Add freshly charged records to their day rollups. Called in the charging
-    transaction after the allowance rows of the records' (office, kind, period) are locked
-    FOR UPDATE, which serializes every writer of these rollup rows (a day lies in one
-    period), so the read-modify-write of the generic path cannot lose an update."""
+    """Add freshly charged records to their day rollups: the portable path (PostgreSQL
+    sums them in SQL, usage_days_add_sql). Called in the charging transaction after the
+    allowance rows of the records' (office, kind, period) are locked FOR UPDATE, which
+    serializes every writer of these rollup rows (a day lies in one period), so this
+    read-modify-write cannot lose an update."""
     groups = _grouped(records, tz)
     if not groups:
         return
     # Sorted: rows are created and updated in one order, whatever the batch.
     keys = sorted(groups, key=lambda k: (k[1], k[2], k[3], k[4], k[6]))
-    if connection.vendor == "postgresql":
-        _add_postgresql(keys, groups)
-        return
     existing = {
         tuple(getattr(d, f) for f in KEY): d
         for d in UsageDay.objects.filter(
@@ -73,26 +71,6 @@ def usage_days_add(records: list[UsageRecord], tz) -> None:
     UsageDay.objects.bulk_update(changed, ["events", *SUMMED])
 
 
-def _add_postgresql(keys: list[tuple], groups: dict[tuple, list]) -> None:
-    """One INSERT … ON CONFLICT DO UPDATE for every rollup row of the batch."""
-    table = UsageDay._meta.db_table
-    columns = (*KEY, "events", *SUMMED)
-    types = ("bigint", "bigint", "bigint", "text", "date", "text", "int", "int")
-    types += ("numeric",) * len(SUMMED)
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    rows = [(*key, *groups[key]) for key in keys]
-    added = ", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in ("events", *SUMMED))
-    names = ", ".join(columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} AS d ({names}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays}) "
-            "ON CONFLICT (office_id, service_id, credit_kind, day, tz, funded) "
-            f"DO UPDATE SET {added}",
-            [[row[i] for row in rows] for i in range(len(columns))],
-        )
-
-
 def funded_sql(alias: str = "r") -> str:
     """The UsageDay.funded bits of a usage record, as SQL."""
     return " + ".join(
@@ -100,9 +78,11 @@ def funded_sql(alias: str = "r") -> str:
     )
 
 
-def _insert_summed_sql(*, day: str, tz: str, source: str, upsert: bool) -> str:
-    """INSERT of the day rollups of the records `source` (FROM … WHERE … over alias r),
-    summed by PostgreSQL; `day` and `tz` are SQL for a record's local day and zone."""
+def usage_days_add_sql(*, day: str, tz: str, source: str, upsert: bool = True) -> str:
+    """PostgreSQL: an INSERT adding the records `source` (FROM … WHERE … over alias r) to
+    their day rollups, summed by the database (the sums usage_days_add makes in Python);
+    `day` and `tz` are SQL for a record's local day and zone. The charging service runs
+    it under the same allowance-row locks."""
     table = UsageDay._meta.db_table
     names = ", ".join((*KEY, "events", *SUMMED))
     sums = ", ".join(f"SUM(r.{c})" for c in SUMMED)
@@ -122,21 +102,6 @@ def _insert_summed_sql(*, day: str, tz: str, source: str, upsert: bool) -> str:
     return sql
 
 
-def usage_days_add_batch(*, batch, tz) -> None:
-    """PostgreSQL: add the records of one charged batch, just written, to their day
-    rollups in one statement; the same sums usage_days_add() makes in Python. Called under
-    the same allowance-row locks."""
-    sql = _insert_summed_sql(
-        day="(r.occurred_at AT TIME ZONE %s::text)::date",
-        tz="%s::text",
-        # By batch alone: its index finds the batch's rows whatever the company's size.
-        source=f"FROM {UsageRecord._meta.db_table} r WHERE r.batch = %s",
-        upsert=True,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [str(tz), str(tz), batch])
-
-
 def usage_days_rebuild(company_ids: list[int] | None = None) -> None:
     """Replace the rollups of some companies (all when None) with sums of their records,
     days in each company's current time zone (a backfill: migration, bench dataset)."""
@@ -150,7 +115,7 @@ def usage_days_rebuild(company_ids: list[int] | None = None) -> None:
         where, params = "", []
         if company_ids is not None:
             where, params = "WHERE r.company_id = ANY(%s)", [list(company_ids)]
-        sql = _insert_summed_sql(
+        sql = usage_days_add_sql(
             day="(r.occurred_at AT TIME ZONE c.billing_timezone)::date",
             tz="c.billing_timezone",
             source=f"FROM {UsageRecord._meta.db_table} r "

@@ -23,7 +23,7 @@ from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEnt
 from credits.services import accounts_ensure
 from offices.models import Company, CreditKind, Office
 from usage.models import Service, UsageRecord
-from usage.rollups import usage_days_add, usage_days_add_batch
+from usage.rollups import usage_days_add, usage_days_add_sql
 
 MAX_ID_LENGTH = 200
 RELATED = [UsageRecord._meta.get_field(n) for n in ("company", "office", "service", "created_by")]
@@ -334,7 +334,6 @@ def _charge(*, company, events, offices, services, actor):
     pooling = company.pooling_enabled
     tz = company.tz
     batch = uuid.uuid4()
-    bulk = connection.vendor == "postgresql" and len(events) >= COPY_MIN_ROWS
     charges = []
     for e in events:
         service = services[e.service]
@@ -350,11 +349,9 @@ def _charge(*, company, events, offices, services, actor):
             )
         )
     # Everything that does not depend on the balances is prepared before they are
-    # locked: the records (COPY rows on PostgreSQL, model instances elsewhere).
-    if bulk:
-        writer = _BulkRecords(company=company, batch=batch, actor=actor, charges=charges)
-    else:
-        writer = _OrmRecords(company=company, batch=batch, actor=actor, charges=charges)
+    # locked: the records (rows of SQL on PostgreSQL, model instances elsewhere).
+    writer_class = _SqlRecords if connection.vendor == "postgresql" else _OrmRecords
+    writer = writer_class(company=company, batch=batch, actor=actor, charges=charges)
 
     accounts = _accounts_lock(company=company, charges=charges, pooling=pooling)
     pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
@@ -398,25 +395,12 @@ def _charge(*, company, events, offices, services, actor):
             account.balance,
         )
     writer.write()
-    LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                account=account,
-                company=company,
-                entry_type=EntryType.USAGE,
-                amount=-drawn[account.pk],
-                balance_after=account.balance,
-                reference=f"usage-batch:{batch}",
-                usage_batch=batch,
-                created_by=actor,
-                memo=f"Usage: {counts[account.pk]} events",
-            )
-            for account in accounts
-            if drawn[account.pk]
-        ]
-    )
-    _allowances_save(list(allowances.values()), accounts=[a for a in accounts if drawn[a.pk]])
-    writer.add_to_day_rollups(tz)  # under the allowance locks taken above
+    ledger = [
+        (account, -drawn[account.id], f"Usage: {counts[account.id]} events")
+        for account in accounts
+        if drawn[account.id]
+    ]
+    writer.save_totals(list(allowances.values()), ledger)  # under the allowance-row locks
     return writer.records
 
 
@@ -514,49 +498,33 @@ def _allowances_lock(*, company, keys) -> dict[tuple, Allowance]:
     }
 
 
+COPY_MIN_ROWS = 50
 ALLOWANCE_ROLLUPS = ("used", "cost_total", "pool_drawn", "wallet_drawn", "ai_drawn", "uncovered")
 
 
-def _allowances_save(allowances: list[Allowance], accounts: list[Account] = ()) -> None:
-    """Write the new usage and rollups of the (locked) allowance rows and the new balances
-    of the (locked) `accounts` drawn; on PostgreSQL in one statement."""
-    now = timezone.now()
-    if connection.vendor != "postgresql":
-        for account in accounts:
-            Account.objects.filter(pk=account.pk).update(balance=account.balance, updated_at=now)
-        Allowance.objects.bulk_update(allowances, [*ALLOWANCE_ROLLUPS, "events"])
-        return
-    # bulk_update builds a CASE per column and row; one UPDATE … FROM unnest() is ~20x cheaper.
-    # The balances ride along in a data-modifying WITH: one round trip less while the
-    # pool row is locked (the single-event path is bound by how long that lock is held).
-    accounts_table = Account._meta.db_table
-    table = Allowance._meta.db_table
-    sets = ", ".join(f"{c} = v.{c}" for c in (*ALLOWANCE_ROLLUPS, "events"))
-    arrays = ", ".join(["%s::bigint[]", *["%s::numeric[]"] * len(ALLOWANCE_ROLLUPS), "%s::int[]"])
-    columns = ", ".join(("id", *ALLOWANCE_ROLLUPS, "events"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH balances AS (UPDATE {accounts_table} AS b SET balance = w.balance, "  # noqa: S608
-            "updated_at = %s FROM unnest(%s::bigint[], %s::numeric[]) AS w(id, balance) "
-            "WHERE b.id = w.id) "
-            f"UPDATE {table} AS a SET {sets} FROM unnest({arrays}) AS v({columns}) "
-            "WHERE a.id = v.id",
-            [now, [a.pk for a in accounts], [a.balance for a in accounts]]
-            + [[a.pk for a in allowances]]
-            + [[getattr(a, c) for a in allowances] for c in ALLOWANCE_ROLLUPS]
-            + [[a.events for a in allowances]],
+def _ledger_entries(company, batch, actor, ledger) -> list[LedgerEntry]:
+    """One usage entry per account drawn: `ledger` holds (account, amount, memo)."""
+    return [
+        LedgerEntry(
+            account=account,
+            company=company,
+            entry_type=EntryType.USAGE,
+            amount=amount,
+            balance_after=account.balance,
+            reference=f"usage-batch:{batch}",
+            usage_batch=batch,
+            created_by=actor,
+            memo=memo,
         )
-
-
-COPY_MIN_ROWS = 50
+        for account, amount, memo in ledger
+    ]
 
 
 class _OrmRecords:
-    """The records of a batch as model instances, saved with bulk_create: small batches
-    (one INSERT … RETURNING is one round trip) and databases other than PostgreSQL."""
+    """A batch written through the ORM: databases other than PostgreSQL."""
 
     def __init__(self, *, company, batch, actor, charges):
-        self.charges = charges
+        self.company, self.batch, self.actor, self.charges = company, batch, actor, charges
         self.built = []
         # Built before any balance is locked. Keys by attname plus the cached related
         # objects: what assigning `office=office` does, without the descriptor and router
@@ -595,8 +563,16 @@ class _OrmRecords:
             record.funding_balance_after = c.balance_after
         UsageRecord.objects.bulk_create(self.built)
 
-    def add_to_day_rollups(self, tz) -> None:
-        usage_days_add(self.built, tz)
+    def save_totals(self, allowances: list[Allowance], ledger: list[tuple]) -> None:
+        """The ledger entries, new balances, allowance rollups and day rollups."""
+        LedgerEntry.objects.bulk_create(
+            _ledger_entries(self.company, self.batch, self.actor, ledger)
+        )
+        now = timezone.now()
+        for account, _, _ in ledger:
+            Account.objects.filter(pk=account.pk).update(balance=account.balance, updated_at=now)
+        Allowance.objects.bulk_update(allowances, [*ALLOWANCE_ROLLUPS, "events"])
+        usage_days_add(self.built, self.company.tz)
 
     def records(self) -> dict[str, UsageRecord]:
         return {r.external_id: r for r in self.built}
@@ -614,24 +590,31 @@ COPY_COLUMNS = (
     "allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered",
     "funding_account_id", "funding_balance_after",
 )  # fmt: skip
+INSERT_ROW = "({})".format(
+    ", ".join("%s::jsonb" if c == "metadata" else "%s" for c in COPY_COLUMNS)
+)
 
 
 def _copy_json(value) -> str:
     return json.dumps(value).translate(COPY_ESCAPES) if value else "{}"
 
 
-class _BulkRecords:
-    """The records of a batch on PostgreSQL, written with one COPY.
+class _SqlRecords:
+    """A batch written with hand-written SQL on PostgreSQL.
 
-    Model instances cost more to build than the rows cost to write (docs/scaling.md):
-    here each record is a line of COPY text, prepared before the balances are locked
-    (primary keys drawn from the table's sequence up front, so nothing is read back),
-    completed with its split under the locks. The day rollups are summed by PostgreSQL
-    from the rows just written; model instances are made only after the transaction."""
+    Model instances cost more to build than the rows cost to write (docs/scaling.md).
+    Each record is prepared before the balances are locked (primary keys drawn from the
+    table's sequence up front, so nothing is read back) and completed with its split
+    under the locks: a line of COPY text for a batch, one INSERT for a few events. Then
+    one statement writes the ledger entries, balances, allowance rollups and the day
+    rollups (summed by PostgreSQL from the rows just written): the fewer round trips while
+    the pool row is locked, the more events a shared pool takes per second. Model
+    instances of the records are made only after the transaction."""
 
     def __init__(self, *, company, batch, actor, charges):
         self.company, self.batch, self.actor, self.charges = company, batch, actor, charges
         self.created_at = timezone.now()
+        self.copy = len(charges) >= COPY_MIN_ROWS
         table = UsageRecord._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
@@ -640,10 +623,20 @@ class _BulkRecords:
                 [table, len(charges)],
             )
             self.ids = [row[0] for row in cursor.fetchall()]
-        company_id = company.id
-        pooling = "t" if company.pooling_enabled else "f"
-        actor_id = COPY_NULL if actor is None else actor.pk
-        tail = f"{batch}\t{actor_id}\t{self.created_at.isoformat()}\t"
+        company_id, pooling = company.id, company.pooling_enabled
+        actor_id = None if actor is None else actor.pk
+        if not self.copy:
+            self.rows = [
+                [pk, company_id, c.office.id, c.service.id, c.event.external_id,
+                 c.service.credit_kind, c.quantity, c.service.rate, c.cost, c.event.occurred_at,
+                 c.period, pooling, c.event.user_label or "", c.event.phone_number or "",
+                 json.dumps(c.event.metadata or {}), batch, actor_id, self.created_at]
+                for pk, c in zip(self.ids, charges, strict=True)
+            ]  # fmt: skip
+            return
+        flag = "t" if pooling else "f"
+        tail = f"{batch}\t{COPY_NULL if actor_id is None else actor_id}\t"
+        tail += f"{self.created_at.isoformat()}\t"
         self.prefixes = []
         for pk, c in zip(self.ids, charges, strict=True):
             e, service = c.event, c.service
@@ -651,27 +644,45 @@ class _BulkRecords:
                 f"{pk}\t{company_id}\t{c.office.id}\t{service.id}\t"
                 f"{e.external_id.translate(COPY_ESCAPES)}\t{service.credit_kind}\t"
                 f"{c.quantity}\t{service.rate}\t{c.cost}\t{e.occurred_at.isoformat()}\t"
-                f"{c.period.isoformat()}\t{pooling}\t"
+                f"{c.period.isoformat()}\t{flag}\t"
                 f"{(e.user_label or '').translate(COPY_ESCAPES)}\t"
                 f"{(e.phone_number or '').translate(COPY_ESCAPES)}\t"
                 f"{_copy_json(e.metadata)}\t{tail}"
             )
 
+    @staticmethod
+    def _split(c) -> tuple:
+        split, kind, funded = c.split, c.account.kind, c.split.funded
+        return (
+            split.allowance,
+            funded if kind == AccountKind.POOL else ZERO,
+            funded if kind == AccountKind.WALLET else ZERO,
+            funded if kind == AccountKind.AI_AGENT else ZERO,
+            split.uncovered,
+            c.account.id,
+            c.balance_after,
+        )
+
     def write(self) -> None:
+        table = UsageRecord._meta.db_table
+        columns = ", ".join(COPY_COLUMNS)
+        # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
+        if not self.copy:
+            params = []
+            for row, c in zip(self.rows, self.charges, strict=True):
+                params += row
+                params += self._split(c)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
+                    + ", ".join([INSERT_ROW] * len(self.rows)),
+                    params,
+                )
+            return
         lines = []
         for prefix, c in zip(self.prefixes, self.charges, strict=True):
-            split, kind = c.split, c.account.kind
-            funded = split.funded
-            lines.append(
-                f"{prefix}{split.allowance}\t"
-                f"{funded if kind == AccountKind.POOL else ZERO}\t"
-                f"{funded if kind == AccountKind.WALLET else ZERO}\t"
-                f"{funded if kind == AccountKind.AI_AGENT else ZERO}\t"
-                f"{split.uncovered}\t{c.account.id}\t{c.balance_after}\n"
-            )
-        table = UsageRecord._meta.db_table
-        sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-        # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
+            lines.append(prefix + "\t".join(map(str, self._split(c))) + "\n")
+        sql = f"COPY {table} ({columns}) FROM STDIN"
         with (
             connection.cursor() as cursor,
             connection.wrap_database_errors,
@@ -679,8 +690,46 @@ class _BulkRecords:
         ):
             copy.write("".join(lines))
 
-    def add_to_day_rollups(self, tz) -> None:
-        usage_days_add_batch(batch=self.batch, tz=tz)
+    def save_totals(self, allowances: list[Allowance], ledger: list[tuple]) -> None:
+        """The ledger entries, new balances, allowance rollups and day rollups of the batch
+        in one statement (data-modifying WITH)."""
+        now, batch, tz = timezone.now(), self.batch, str(self.company.tz)
+        sets = ", ".join(f"{c} = v.{c}" for c in (*ALLOWANCE_ROLLUPS, "events"))
+        arrays = ", ".join(
+            ["%s::bigint[]", *["%s::numeric[]"] * len(ALLOWANCE_ROLLUPS), "%s::int[]"]
+        )
+        columns = ", ".join(("id", *ALLOWANCE_ROLLUPS, "events"))
+        days = usage_days_add_sql(
+            day="(r.occurred_at AT TIME ZONE %s::text)::date",
+            tz="%s::text",
+            source=f"FROM {UsageRecord._meta.db_table} r WHERE r.batch = %s",
+        )
+        sql = (
+            f"WITH balances AS (UPDATE {Account._meta.db_table} AS b "  # noqa: S608
+            "SET balance = w.balance, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::numeric[]) AS w(id, balance) WHERE b.id = w.id), "
+            f"ledger AS (INSERT INTO {LedgerEntry._meta.db_table} (account_id, company_id, "
+            "entry_type, amount, balance_after, reference, idempotency_key, usage_batch, "
+            "memo, created_by_id, created_at) "
+            "SELECT l.account_id, %s, %s, l.amount, l.balance_after, %s, '', %s, l.memo, %s, %s "
+            "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::text[]) "
+            "AS l(account_id, amount, balance_after, memo)), "
+            f"days AS ({days}) "
+            f"UPDATE {Allowance._meta.db_table} AS a SET {sets} "
+            f"FROM unnest({arrays}) AS v({columns}) WHERE a.id = v.id"
+        )
+        accounts = [account for account, _, _ in ledger]
+        params = [now, [a.id for a in accounts], [a.balance for a in accounts]]
+        params += [self.company.id, EntryType.USAGE, f"usage-batch:{batch}", batch]
+        params += [None if self.actor is None else self.actor.pk, now]
+        params += [[a.id for a in accounts], [amount for _, amount, _ in ledger]]
+        params += [[a.balance for a in accounts], [memo for _, _, memo in ledger]]
+        params += [tz, tz, batch]
+        params += [[a.id for a in allowances]]
+        params += [[getattr(a, c) for a in allowances] for c in ALLOWANCE_ROLLUPS]
+        params += [[a.events for a in allowances]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
     def records(self) -> dict[str, UsageRecord]:
         """The saved records as model instances (as Django unpickles them: no __init__)."""

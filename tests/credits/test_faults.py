@@ -16,7 +16,7 @@ from credits.services import credits_purchase, pooling_set
 from offices.models import Company
 from tests.factories import event
 from usage.models import UsageRecord
-from usage.services import usage_ingest
+from usage.services import _SqlRecords, usage_ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,26 +63,35 @@ def funded(company, care):
     return company
 
 
-def insert_then_fail(real):
-    def bulk_create(objs, *args, **kwargs):
-        real(objs, *args, **kwargs)
+def records_written_then_fail(real):
+    def write(self):
+        real(self)
         assert UsageRecord.objects.filter(external_id__in=["b1", "b2", "b3", "b4"]).count() == 4
         raise DatabaseError("disk full after inserting the usage records")
 
-    return bulk_create
+    return write
 
 
+def totals_written_then_fail(real):
+    def save_totals(self, allowances, ledger):
+        real(self, allowances, ledger)
+        assert LedgerEntry.objects.filter(usage_batch=self.batch).count() == 2
+        raise DatabaseError("connection lost after the ledger, balances and rollups")
+
+    return save_totals
+
+
+# The batch path on PostgreSQL (tests run there): records, then one statement for the
+# ledger entries, balances, allowance rollups and day rollups.
 FAULTS = {
     "usage records inserted, then the insert fails": lambda: mock.patch.object(
-        UsageRecord.objects,
-        "bulk_create",
-        side_effect=insert_then_fail(UsageRecord.objects.bulk_create),
+        _SqlRecords, "write", records_written_then_fail(_SqlRecords.write)
     ),
-    "usage ledger entries fail": lambda: mock.patch.object(
-        LedgerEntry.objects, "bulk_create", side_effect=DatabaseError("connection lost")
+    "ledger, balances and rollups fail": lambda: mock.patch.object(
+        _SqlRecords, "save_totals", side_effect=DatabaseError("statement timeout")
     ),
-    "allowance rollups fail": lambda: mock.patch(
-        "usage.services._allowances_save", side_effect=DatabaseError("statement timeout")
+    "ledger, balances and rollups written, then the connection is lost": lambda: mock.patch.object(
+        _SqlRecords, "save_totals", totals_written_then_fail(_SqlRecords.save_totals)
     ),
 }
 
@@ -110,17 +119,17 @@ def test_a_batch_failing_half_way_leaves_nothing_and_a_retry_charges_once(funded
 
 def test_a_deadlock_victim_is_retried_and_charged_once(funded):
     # given: the first attempt to write the usage entries is picked as a deadlock victim
-    real = LedgerEntry.objects.bulk_create
+    real = _SqlRecords.save_totals
     calls = []
 
-    def bulk_create(objs, *args, **kwargs):
-        calls.append(len(objs))
+    def save_totals(self, allowances, ledger):
+        calls.append(len(ledger))
         if len(calls) == 1:
             raise transient_error()
-        return real(objs, *args, **kwargs)
+        return real(self, allowances, ledger)
 
     # when
-    with mock.patch.object(LedgerEntry.objects, "bulk_create", side_effect=bulk_create):
+    with mock.patch.object(_SqlRecords, "save_totals", save_totals):
         results = usage_ingest(company=funded, events=batch())
     # then: the caller never saw the deadlock; the batch was written once
     assert len(calls) == 2
