@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import Q, prefetch_related_objects
 from django.db.models.base import ModelState
 from django.utils import timezone
 
@@ -315,7 +315,6 @@ class _Charge:
     quantity: Decimal
     cost: Decimal
     period: dt.date
-    allowance: Allowance | None = None
     account: Account | None = None
     split: Split | None = None
     balance_after: Decimal | None = None
@@ -388,12 +387,7 @@ def _charge(*, company, events, offices, services, actor):
         setattr(allowance, drawn_field, getattr(allowance, drawn_field) + split.funded)
         allowance.uncovered += split.uncovered
         allowance.events += 1
-        c.allowance, c.account, c.split, c.balance_after = (
-            allowance,
-            account,
-            split,
-            account.balance,
-        )
+        c.account, c.split, c.balance_after = account, split, account.balance
     writer.write()
     ledger = [
         (account, -drawn[account.id], f"Usage: {counts[account.id]} events")
@@ -414,8 +408,6 @@ FUNDING_DRAWN = {
 def _accounts_lock(*, company, charges, pooling) -> list[Account]:
     """The accounts the charges draw on, locked FOR UPDATE in pk order (created first if
     the company lacks one)."""
-    from django.db.models import Q
-
     needs_wallets = set()
     needs_pool = needs_ai = False
     for c in charges:
