@@ -201,20 +201,12 @@ def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list
     # No usage yet this period: the allowance row is created by the first event, so the
     # figures are the plan's credits (plus add-ons), none used.
     without_rows = [
-        values[0] for values in office_values if any((values[0], k) not in figures for k in kinds)
+        (pk, kind) for pk, *_ in office_values for kind in kinds if (pk, kind) not in figures
     ]
-    if without_rows:
-        missing = [pk for pk in without_rows if pk not in instances]
-        if missing:
-            instances.update(
-                (o.pk, o) for o in scope.offices_with_plans().filter(pk__in=missing).order_by()
-            )
-        for pk in without_rows:
-            for kind in kinds:
-                if (pk, kind) not in figures:
-                    figures[pk, kind] = KindFigures(
-                        kind=kind, included=included_credits(instances[pk], kind)
-                    )
+    if missing := {pk for pk, _ in without_rows} - instances.keys():
+        instances |= {o.pk: o for o in scope.offices_with_plans().filter(pk__in=missing)}
+    for pk, kind in without_rows:
+        figures[pk, kind] = KindFigures(kind=kind, included=included_credits(instances[pk], kind))
     return [
         OfficeRow(
             pk,
