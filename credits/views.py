@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from html import escape
 
 from django.contrib import messages
@@ -16,8 +17,7 @@ from credits.models import Account, AccountKind
 from credits.portal_forms import AddCreditsForm, new_token
 from credits.selectors import BalanceOverview, balance_overview
 from credits.services import credits_purchase
-from offices.templatetags.portal_format import credits as fmt
-from offices.templatetags.portal_format import percent
+from offices.templatetags.portal_format import credits, percent
 from offices.views import PortalMixin
 
 
@@ -60,6 +60,23 @@ def office_url_maker():
 PRIMARY_TAG = ' <span class="tag">primary</span>'
 
 
+def remembering_credits():
+    """`credits` that remembers what it printed: the offices table repeats many figures
+    (a plan's allowance, zeros). Negative figures are always formatted anew, since -0
+    equals 0 but prints as "-0.00"."""
+    printed: dict[Decimal, str] = {}
+
+    def remembered(value: Decimal | None) -> str:
+        if value is None or value.is_signed():
+            return credits(value)
+        text = printed.get(value)
+        if text is None:
+            text = printed[value] = credits(value)
+        return text
+
+    return remembered
+
+
 def office_table_rows(
     overview: BalanceOverview, *, show_share: bool, show_wallet: bool
 ) -> SafeString:
@@ -69,6 +86,7 @@ def office_table_rows(
     (django.utils.html.escape is html.escape); the figures come from `credits` and
     `percent`, which print only digits, separators, signs, "%" and "—"."""
     office_url = office_url_maker()
+    fmt = remembering_credits()
     pooling_on = overview.pooling_on
     rows = []
     for row in overview.rows:
@@ -146,8 +164,8 @@ class AddCreditsView(PortalMixin, TemplateView):
             return self.render_to_response(self.get_context_data(form=form), status=200)
         messages.success(
             request,
-            f"{fmt(entry.amount)} credits were added to {form.destination}. "
-            f"Its balance is now {fmt(entry.balance_after)}.",
+            f"{credits(entry.amount)} credits were added to {form.destination}. "
+            f"Its balance is now {credits(entry.balance_after)}.",
         )
         return redirect("portal:balance")
 
