@@ -64,7 +64,7 @@ class UsageTable(tables.Table):
                 f"\n<td {attrs}>{conditional_escape(cells[column.name])}</td>"
                 for column, attrs in columns
             )
-            rows.append(mark_safe(f"<tr {row.attrs.as_html()}>{tds}\n</tr>"))  # noqa: S308
+            rows.append(mark_safe(f"<tr {row.attrs.as_html()}>{tds}\n</tr>"))  # noqa: S308 - escaped
         return rows
 
     def cells(self, record) -> dict:
