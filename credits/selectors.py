@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
-from django.db.models import Prefetch, Sum, prefetch_related_objects
+from django.db.models import Sum
 from django.utils import timezone
 
 from core.money import ZERO, q
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
-from offices.models import CreditKind, Office, OfficeAddOn
+from offices.models import CreditKind
 from offices.selectors import PortalScope
 from usage.services import included_credits
 
@@ -89,10 +90,17 @@ class KindFigures:
 
 @dataclass(slots=True)
 class OfficeRow:
-    office: Office
+    """One office's line on the balance pages: plain values, not model instances (the
+    company page shows one for each of many offices)."""
+
+    office_id: int
+    slug: str
+    name: str
+    is_primary: bool
+    plan: str  # the plan's name
     standard: KindFigures
     ai_agent: KindFigures
-    wallet: Account | None = None
+    wallet_balance: Decimal | None = None  # None: no wallet the user may see
     pool_share: Decimal | None = None  # percent of all pool draws this period
 
     @property
@@ -113,6 +121,15 @@ class OfficeRow:
         return self.standard.uncovered + self.ai_agent.uncovered
 
 
+class AccountBalance(NamedTuple):
+    """An account as the balance page needs it (a tuple: cheaper than a model instance)."""
+
+    pk: int
+    kind: str
+    office_id: int | None
+    balance: Decimal
+
+
 @dataclass
 class RunOutWarning:
     account_label: str
@@ -128,9 +145,9 @@ class BalanceOverview:
     period: BillingPeriod
     pooling_on: bool
     pooling_since: dt.datetime | None
-    pool: Account | None
-    ai_account: Account | None
-    primary_office: Office | None
+    pool: AccountBalance | None
+    ai_account: AccountBalance | None
+    primary_office: OfficeRow | None
     rows: list[OfficeRow]
     pool_drawn_total: Decimal
     activity: list[LedgerEntry]
@@ -159,48 +176,52 @@ ALLOWANCE_FIGURES = (
 
 
 def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
-    """Allowance figures of the visible offices (or the given ones) for `period`: two
-    queries whatever the number of offices, three while some office has no allowance row
-    yet this period (its add-ons are read to show what its plan includes)."""
+    """Allowance figures of the visible offices (or the given ones, with their plans and
+    add-ons loaded) for `period`: two queries whatever the number of offices, four while
+    some office has no allowance row yet this period (its plan and add-ons are read to
+    show what it includes)."""
     allowances = scope.restrict(Allowance.objects.all()).filter(period=period.start)
     if offices is None:
-        offices = list(scope.offices().select_related("plan"))
+        office_values = list(
+            scope.offices().values_list("pk", "slug", "name", "is_primary", "plan__name")
+        )
+        instances = {}
     else:
-        offices = list(offices)
-        allowances = allowances.filter(office_id__in=[o.pk for o in offices])
+        instances = {o.pk: o for o in offices}
+        office_values = [(o.pk, o.slug, o.name, o.is_primary, o.plan.name) for o in offices]
+        allowances = allowances.filter(office_id__in=list(instances))
     # Plain values, not model instances: this page shows 2 rows for each of many offices.
     figures = {
-        row[:2]: row[2:]
-        for row in allowances.order_by().values_list("office_id", "kind", *ALLOWANCE_FIGURES)
+        (office_id, kind): KindFigures(kind, *values)
+        for office_id, kind, *values in allowances.order_by().values_list(
+            "office_id", "kind", *ALLOWANCE_FIGURES
+        )
     }
     kinds = (CreditKind.STANDARD, CreditKind.AI_AGENT)
     # No usage yet this period: the allowance row is created by the first event, so the
     # figures are the plan's credits (plus add-ons), none used.
-    without_rows = [o for o in offices if any((o.pk, k) not in figures for k in kinds)]
-    prefetch_related_objects(
-        without_rows,
-        Prefetch("office_addons", queryset=OfficeAddOn.objects.select_related("addon")),
-    )
-
-    def kind_figures(office: Office, kind: str) -> KindFigures:
-        values = figures.get((office.pk, kind))
-        if values is None:
-            return KindFigures(kind=kind, included=included_credits(office, kind))
-        return KindFigures(kind, *values)
-
+    without_rows = [
+        (pk, kind) for pk, *_ in office_values for kind in kinds if (pk, kind) not in figures
+    ]
+    if missing := {pk for pk, _ in without_rows} - instances.keys():
+        instances |= {o.pk: o for o in scope.offices_with_plans().filter(pk__in=missing)}
+    for pk, kind in without_rows:
+        figures[pk, kind] = KindFigures(kind=kind, included=included_credits(instances[pk], kind))
     return [
         OfficeRow(
-            office=o,
-            standard=kind_figures(o, CreditKind.STANDARD),
-            ai_agent=kind_figures(o, CreditKind.AI_AGENT),
+            pk,
+            slug,
+            name,
+            is_primary,
+            plan,
+            standard=figures[pk, CreditKind.STANDARD],
+            ai_agent=figures[pk, CreditKind.AI_AGENT],
         )
-        for o in offices
+        for pk, slug, name, is_primary, plan in office_values
     ]
 
 
-def visible_accounts(scope: PortalScope, office_ids=None) -> list[Account]:
-    """The pool, the AI agent account (if the user may see it) and the wallets of
-    `office_ids` (which must already be visible offices), or of every visible office."""
+def _visible_accounts(scope: PortalScope, office_ids=None):
     kinds = [AccountKind.POOL]
     if scope.sees_ai_credits:
         kinds.append(AccountKind.AI_AGENT)
@@ -210,20 +231,34 @@ def visible_accounts(scope: PortalScope, office_ids=None) -> list[Account]:
         wallets = Account.objects.filter(
             company=scope.company, kind=AccountKind.WALLET, office_id__in=list(office_ids)
         )
-    return list(Account.objects.filter(company=scope.company, kind__in=kinds) | wallets)
+    return Account.objects.filter(company=scope.company, kind__in=kinds) | wallets
 
 
-def _account_label(account: Account, offices: dict[int, Office]) -> str:
+def visible_accounts(scope: PortalScope, office_ids=None) -> list[Account]:
+    """The pool, the AI agent account (if the user may see it) and the wallets of
+    `office_ids` (which must already be visible offices), or of every visible office."""
+    return list(_visible_accounts(scope, office_ids))
+
+
+def visible_balances(scope: PortalScope) -> list[AccountBalance]:
+    """What `visible_accounts(scope)` returns, as plain tuples."""
+    return [
+        AccountBalance(*values)
+        for values in _visible_accounts(scope).values_list("pk", "kind", "office_id", "balance")
+    ]
+
+
+def _account_label(account: AccountBalance, office_names: dict[int, str]) -> str:
     if account.kind == AccountKind.WALLET:
-        office = offices.get(account.office_id)
-        return f"{office.name} wallet" if office else "Office wallet"
-    return account.get_kind_display()
+        name = office_names.get(account.office_id)
+        return f"{name} wallet" if name is not None else "Office wallet"
+    return AccountKind(account.kind).label
 
 
 def run_out_warnings(
-    accounts: list[Account],
+    accounts: list[AccountBalance],
     period: BillingPeriod,
-    offices: dict[int, Office],
+    office_names: dict[int, str],
     now: dt.datetime | None = None,
 ) -> list[RunOutWarning]:
     """Balances that will be empty before the period ends at the trailing 7-day rate at
@@ -253,7 +288,7 @@ def run_out_warnings(
         if runs_out_on <= period.end:
             warnings.append(
                 RunOutWarning(
-                    account_label=_account_label(account, offices),
+                    account_label=_account_label(account, office_names),
                     balance=account.balance,
                     per_day=per_day,
                     runs_out_on=runs_out_on,
@@ -264,7 +299,9 @@ def run_out_warnings(
 
 
 def balance_activity(
-    scope: PortalScope, accounts: list[Account] | None, limit: int = ACTIVITY_LIMIT
+    scope: PortalScope,
+    accounts: list[Account] | list[AccountBalance] | None,
+    limit: int = ACTIVITY_LIMIT,
 ):
     """Purchases, grants, pooling transfers and adjustments of the visible balances
     (`accounts`; None: every balance of the company, which only company admins see),
@@ -286,13 +323,13 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
     company = scope.company
     period = billing_period(company, now)
     rows = office_rows(scope, period)
-    offices = {r.office.pk: r.office for r in rows}
-    accounts = visible_accounts(scope)
+    office_names = {r.office_id: r.name for r in rows}
+    accounts = visible_balances(scope)
     pool = next((a for a in accounts if a.kind == AccountKind.POOL), None)
     ai_account = next((a for a in accounts if a.kind == AccountKind.AI_AGENT), None)
-    wallets = {a.office_id: a for a in accounts if a.kind == AccountKind.WALLET}
+    wallets = {a.office_id: a.balance for a in accounts if a.kind == AccountKind.WALLET}
     for row in rows:
-        row.wallet = wallets.get(row.office.pk)
+        row.wallet_balance = wallets.get(row.office_id)
 
     if scope.is_company_admin:
         pool_drawn_total = sum((r.pool_drawn for r in rows), ZERO)
@@ -320,7 +357,7 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         # Office admins see their wallets, and the shared pool only while it is shared.
         shown = [a for a in accounts if a.kind != AccountKind.POOL or company.pooling_enabled]
 
-    primary = next((r.office for r in rows if r.office.is_primary), None)
+    primary = next((r for r in rows if r.is_primary), None)
     return BalanceOverview(
         company=company,
         period=period,
@@ -332,5 +369,5 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         rows=rows,
         pool_drawn_total=pool_drawn_total,
         activity=balance_activity(scope, shown),
-        warnings=run_out_warnings(funding, period, offices, now),
+        warnings=run_out_warnings(funding, period, office_names, now),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from offices.models import Company, Membership, Office, OfficeAddOn, Role
 
@@ -71,9 +71,13 @@ def portal_scope_for(user) -> PortalScope | None:
     one page never mixes tenants."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
+    # The company's primary office comes along in the same query (a page asks on every
+    # request): one primary per company is a database constraint.
+    primary = Office.objects.filter(company=OuterRef("company_id"), is_primary=True)
     memberships = list(
         Membership.objects.filter(user=user)
         .select_related("company")
+        .annotate(primary_office_id=Subquery(primary.order_by().values("pk")[:1]))
         .order_by("company__name", "company_id")
     )
     if not memberships:
@@ -86,11 +90,10 @@ def portal_scope_for(user) -> PortalScope | None:
     )
     if not is_company_admin and not office_ids:
         return None
-    primary = Office.objects.filter(company=company, is_primary=True).values_list("pk", flat=True)
     return PortalScope(
         user=user,
         company=company,
         is_company_admin=is_company_admin,
         office_ids=office_ids,
-        primary_office_id=next(iter(primary), None),
+        primary_office_id=memberships[0].primary_office_id,
     )

@@ -9,6 +9,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from core.widgets import ListSelect
 from offices.models import CreditKind
 from offices.selectors import PortalScope
 from usage.models import Service
@@ -50,10 +51,13 @@ class UsageFilterForm(forms.Form):
 
 class UsageFilter(django_filters.FilterSet):
     office = django_filters.ModelChoiceFilter(
-        queryset=None, label="Office", empty_label="All offices"
+        queryset=None, label="Office", empty_label="All offices", widget=ListSelect
     )
     service = django_filters.ModelChoiceFilter(
-        queryset=Service.objects.order_by("name"), label="Service", empty_label="All services"
+        queryset=Service.objects.order_by("name"),
+        label="Service",
+        empty_label="All services",
+        widget=ListSelect,
     )
     credit_kind = django_filters.ChoiceFilter(
         choices=CreditKind.choices, label="Credit kind", empty_label="Any kind"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 
-from core.money import q
+from core.money import PLACES, q
 
 register = template.Library()
 
@@ -14,18 +14,18 @@ register = template.Library()
 @register.filter
 def credits(value) -> str:
     """1234.5 → "1,234.50"; 0.1234 → "0.1234"; 0.125 → "0.125"; None → "—"."""
-    if value is None or value == "":
-        return "—"
     try:
-        # A Decimal (the usual case) needs no round trip through str.
-        amount = q(value if isinstance(value, Decimal) else Decimal(str(value)))
+        if isinstance(value, Decimal):  # the usual case first: pages print many of them
+            amount = value.quantize(PLACES, rounding=ROUND_HALF_UP)
+        elif value is None or value == "":
+            return "—"
+        else:
+            amount = q(Decimal(str(value)))
     except (InvalidOperation, ValueError, TypeError):
         return str(value)
-    text = f"{amount:,.4f}"
+    whole, frac = f"{amount:,.4f}".split(".")
     # Drop trailing zeros beyond the second decimal place.
-    whole, frac = text.split(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{whole}.{frac}"
+    return f"{whole}.{frac[:2]}{frac[2:].rstrip('0')}"
 
 
 @register.filter
