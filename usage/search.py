@@ -3,8 +3,8 @@ contains the text, case-insensitively (Django's `icontains`, wildcards taken lit
 
 A name is on few distinct user labels but on thousands of records spread over the whole
 table, so summing the matches straight from the records reads most of the table. Instead
-the matching labels are resolved first — a company has a few hundred distinct labels at
-most, found by a skip scan of the (company, user label) index in about a millisecond —
+the matching labels are resolved first — a company has typically a few hundred distinct
+labels, found by a skip scan of the (company, user label) index in about a millisecond —
 and the records are selected by `user_label IN (labels)`: the same records, now an
 index range that the covering index `usage_company_label` sums without reading the
 table. Records found only by their phone number come through a trigram index on the
