@@ -7,12 +7,12 @@ import datetime as dt
 
 import django_filters
 from django import forms
-from django.db.models import Q
 
 from core.widgets import ListSelect
 from offices.models import CreditKind
 from offices.selectors import PortalScope
 from usage.models import Service
+from usage.search import search_condition, user_labels_matching
 
 EARLIEST_DATE = dt.date(2000, 1, 1)
 LATEST_DATE = dt.date(2999, 12, 31)
@@ -90,6 +90,7 @@ class UsageFilter(django_filters.FilterSet):
         super().__init__(data, queryset, request=request, prefix=prefix)
         self.filters["office"].queryset = scope.offices()
         self.tz = scope.company.tz
+        self._labels: dict[str, list[str] | None] = {}
 
     @property
     def form(self):
@@ -115,4 +116,18 @@ class UsageFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(Q(user_label__icontains=value) | Q(phone_number__icontains=value))
+        return queryset.filter(search_condition(value, self.search_labels(value, queryset.db)))
+
+    def search_labels(self, text: str, using: str | None = None) -> list[str] | None:
+        """The user labels that contain `text` (read once per filterset)."""
+        if text not in self._labels:
+            self._labels[text] = user_labels_matching(self.scope, text, using=using)
+        return self._labels[text]
+
+    def queryset_without(self, *names: str):
+        """The queryset filtered by every valid filter except `names`."""
+        queryset = self.queryset.all()
+        for name, value in self.form.cleaned_data.items():
+            if name not in names:
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset

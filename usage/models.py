@@ -141,6 +141,25 @@ class UsageRecord(ImmutableModel):
                 )
             ],
             models.Index(fields=["company", "cost"], name="usage_company_cost"),
+            # Text search (usage/search.py): the skip scan over a company's distinct user
+            # labels, and index-only totals of the records of the matching labels, also
+            # combined with any other history filter. On PostgreSQL the phone numbers
+            # have a trigram index besides (`usage_phone_trgm`, migration 0006).
+            models.Index(
+                fields=["company", "user_label", "occurred_at"],
+                include=[
+                    "office",
+                    "service",
+                    "credit_kind",
+                    "cost",
+                    "allowance_part",
+                    "pool_part",
+                    "wallet_part",
+                    "ai_part",
+                    "uncovered",
+                ],
+                name="usage_company_label",
+            ),
         ]
 
     def __str__(self) -> str:

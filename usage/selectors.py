@@ -16,6 +16,7 @@ from offices.models import Office
 from offices.selectors import PortalScope
 from usage.filters import FUNDED_BY_FIELD
 from usage.models import FUNDED_BITS, UsageDay, UsageRecord
+from usage.search import numbers_indexed_for
 
 PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
 
@@ -62,7 +63,39 @@ def usage_totals_for(scope: PortalScope, filterset) -> dict[str, Decimal | int]:
         totals = _day_totals(scope, cleaned)
         if totals is not None:
             return totals
+    if "q" in active:
+        totals = _search_totals(filterset, cleaned["q"].strip())
+        if totals is not None:
+            return totals
     return usage_totals(filterset.qs)
+
+
+def _search_totals(filterset, text: str) -> dict[str, Decimal | int] | None:
+    """Totals of a text search as two disjoint sums in one query: the records of the
+    matching labels (an index-only range of `usage_company_label`), plus the records
+    whose number matches but whose label does not (the trigram index on numbers). None
+    when the labels are too many to list or the number index cannot help."""
+    if not numbers_indexed_for(text):
+        return None
+    others = filterset.queryset_without("q").order_by()
+    labels = filterset.search_labels(text, others.db)
+    if labels is None:
+        return None
+    # COUNT(*), not COUNT(id): the covering index holds no id.
+    sums = {"events": Count("*"), **{name: Sum(name) for name in ("cost", *PARTS)}}
+    by_label = others.filter(user_label__in=labels)
+    by_number_only = others.filter(phone_number__icontains=text).exclude(user_label__in=labels)
+    # Grouped by company (one group: the scope's), so each part is one row or none.
+    rows = (
+        by_label.values("company")
+        .annotate(**sums)
+        .union(by_number_only.values("company").annotate(**sums), all=True)
+    )
+    totals = {"events": 0, **dict.fromkeys(("cost", *PARTS), ZERO)}
+    for row in rows:
+        for name in totals:
+            totals[name] += row[name] or 0
+    return totals
 
 
 def _allowance_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int]:
