@@ -223,6 +223,13 @@ class UsageDay(models.Model):
                 include=["events", "cost", *FUNDED_BITS],
                 name="usage_day_company_funded",
             ),
+            # "Service": an index-only sum too (a parallel scan of every rollup row of the
+            # company was 60–125 ms at 1M records).
+            models.Index(
+                fields=["company", "service"],
+                include=["events", "cost", *FUNDED_BITS],
+                name="usage_day_company_service",
+            ),
         ]
 
     def __str__(self) -> str:
