@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from ninja.security import HttpBearer
@@ -63,16 +63,40 @@ def api_key_revoke(*, api_key: ApiKey, actor=None) -> ApiKey:
     return api_key
 
 
+def _active_key(prefix: str) -> ApiKey | None:
+    """The unrevoked key with this prefix, its company loaded. On PostgreSQL one
+    hand-written query: building the ORM's cost a quarter of a single event's request."""
+    if connection.vendor != "postgresql":
+        return (
+            ApiKey.objects.select_related("company")
+            .filter(prefix=prefix, revoked_at__isnull=True)
+            .first()
+        )
+    key_fields, company_fields = ApiKey._meta.concrete_fields, Company._meta.concrete_fields
+    columns = [f"k.{f.column}" for f in key_fields] + [f"c.{f.column}" for f in company_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM {ApiKey._meta.db_table} AS k "  # noqa: S608
+            f"JOIN {Company._meta.db_table} AS c ON c.id = k.company_id "
+            "WHERE k.prefix = %s AND k.revoked_at IS NULL",
+            [prefix],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    alias, n = connection.alias, len(key_fields)
+    api_key = ApiKey.from_db(alias, [f.attname for f in key_fields], row[:n])
+    company = Company.from_db(alias, [f.attname for f in company_fields], row[n:])
+    ApiKey._meta.get_field("company").set_cached_value(api_key, company)
+    return api_key
+
+
 def api_key_authenticate(key: str) -> ApiKey | None:
     """The active key matching `key`, with its company loaded, or None."""
     match = KEY_PATTERN.match(key or "")
     if not match:
         return None
-    api_key = (
-        ApiKey.objects.select_related("company")
-        .filter(prefix=match.group(1), revoked_at__isnull=True)
-        .first()
-    )
+    api_key = _active_key(match.group(1))
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _digest(key)):
         return None
     now = timezone.now()

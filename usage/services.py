@@ -405,6 +405,12 @@ FUNDING_DRAWN = {
 }
 
 
+ACCOUNTS_LOCK_SQL = (
+    "SELECT * FROM credits_account WHERE company_id = %s AND (kind = ANY(%s) "
+    "OR (kind = 'wallet' AND office_id = ANY(%s))) ORDER BY id FOR UPDATE"
+)
+
+
 def _accounts_lock(*, company, charges, pooling) -> list[Account]:
     """The accounts the charges draw on, locked FOR UPDATE in pk order (created first if
     the company lacks one)."""
@@ -417,19 +423,27 @@ def _accounts_lock(*, company, charges, pooling) -> list[Account]:
             needs_pool = True
         else:
             needs_wallets.add(c.office.id)
-    cond = Q(pk__in=[])
-    if needs_pool:
-        cond |= Q(kind=AccountKind.POOL)
-    if needs_ai:
-        cond |= Q(kind=AccountKind.AI_AGENT)
-    if needs_wallets:
-        cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
-    expected = needs_pool + needs_ai + len(needs_wallets)
-    locked = Account.objects.select_for_update().filter(cond, company=company).order_by("pk")
-    accounts = list(locked)
-    if len(accounts) < expected:
+    kinds = [AccountKind.POOL] * needs_pool + [AccountKind.AI_AGENT] * needs_ai
+
+    def locked() -> list[Account]:
+        if connection.vendor == "postgresql":
+            # Hand-written: on a single event, building this ORM query cost a tenth of
+            # the request's CPU (profiled).
+            rows = Account.objects.raw(
+                ACCOUNTS_LOCK_SQL, [company.pk, [str(k) for k in kinds], sorted(needs_wallets)]
+            )
+            return list(rows)
+        cond = Q(kind__in=kinds)
+        if needs_wallets:
+            cond |= Q(kind=AccountKind.WALLET, office_id__in=needs_wallets)
+        return list(
+            Account.objects.select_for_update().filter(cond, company=company).order_by("pk")
+        )
+
+    accounts = locked()
+    if len(accounts) < len(kinds) + len(needs_wallets):
         accounts_ensure(company=company)
-        accounts = list(locked.all())
+        accounts = locked()
     return accounts
 
 
