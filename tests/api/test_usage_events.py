@@ -143,7 +143,7 @@ def test_quantity_may_be_a_json_number(company, api):
     assert response.json()["events"][0]["cost"] == "2.5000"
 
 
-@pytest.mark.parametrize("copy_min_rows", [1, 10**6], ids=["copy-path", "orm-path"])
+@pytest.mark.parametrize("copy_min_rows", [1, 10**6], ids=["copy-path", "insert-path"])
 def test_the_answer_is_exactly_what_its_response_schema_describes(
     company, care, api, monkeypatch, copy_min_rows
 ):

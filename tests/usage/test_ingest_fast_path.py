@@ -1,5 +1,6 @@
-"""The bulk write path of usage_ingest (COPY of the records, one UPDATE of the allowance
-rollups) must store exactly what the plain ORM path stores and return saved records."""
+"""The PostgreSQL write path of usage_ingest (the records by COPY, or by one INSERT for a few
+events; one statement for ledger, balances and rollups) must store exactly what the
+portable ORM path stores and return the saved records."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ def _stored(company):
     return rows
 
 
-def _ingest_both_ways(care, monkeypatch):
+# COPY even for this small batch, or the INSERT of a few events.
+PATHS = pytest.mark.parametrize("copy_min_rows", [1, 10**6], ids=["copy", "insert"])
+
+
+def _ingest_both_ways(care, monkeypatch, copy_min_rows):
     fast = company_factory(slug="fast", offices=("austin", "berlin"))
     plain = company_factory(slug="plain", offices=("austin", "berlin"))
     for company in (fast, plain):
@@ -80,7 +85,7 @@ def _ingest_both_ways(care, monkeypatch):
         credits_purchase(company=company, amount="25", actor=care)
         credits_purchase(company=company, amount="5", kind="ai_agent", actor=care)
     with monkeypatch.context() as m:
-        m.setattr(usage_services, "COPY_MIN_ROWS", 1)  # COPY even for this small batch
+        m.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
         fast_results = usage_ingest(company=fast, events=_batch("fast"), actor=care)
     with monkeypatch.context() as m:
         m.setattr(connection, "vendor", "other")  # the portable bulk_create/bulk_update path
@@ -99,9 +104,12 @@ def _normalise(rows: dict, company) -> dict:
     return rows
 
 
-def test_copy_path_stores_the_same_records_as_the_orm_path(services, care, monkeypatch):
+@PATHS
+def test_copy_path_stores_the_same_records_as_the_orm_path(
+    services, care, monkeypatch, copy_min_rows
+):
     # given two identical companies, when the same batch is charged once by each path
-    fast, plain, fast_results, plain_results = _ingest_both_ways(care, monkeypatch)
+    fast, plain, fast_results, plain_results = _ingest_both_ways(care, monkeypatch, copy_min_rows)
     # then every stored field is the same (cost split, balances after, metadata, labels)
     assert _normalise(_stored(fast), fast) == _normalise(_stored(plain), plain)
     stored = _stored(fast)
@@ -121,8 +129,11 @@ def test_copy_path_stores_the_same_records_as_the_orm_path(services, care, monke
         assert _values(result.record) == _values(saved)
 
 
-def test_copy_path_keeps_the_same_allowance_rollups_and_ledger(services, care, monkeypatch):
-    fast, plain, *_ = _ingest_both_ways(care, monkeypatch)
+@PATHS
+def test_copy_path_keeps_the_same_allowance_rollups_and_ledger(
+    services, care, monkeypatch, copy_min_rows
+):
+    fast, plain, *_ = _ingest_both_ways(care, monkeypatch, copy_min_rows)
 
     def rollups(company):
         return sorted(
