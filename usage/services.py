@@ -319,6 +319,13 @@ class _Charge:
     split: Split | None = None
     balance_after: Decimal | None = None
 
+    def parts(self) -> dict[str, Decimal]:
+        """The record's split, by column, in the order of the usage record's columns."""
+        parts = {"allowance_part": self.split.allowance, "pool_part": ZERO}
+        parts.update(wallet_part=ZERO, ai_part=ZERO, uncovered=self.split.uncovered)
+        parts[FUNDING_PART[self.account.kind]] = self.split.funded
+        return parts
+
 
 FUNDING_PART = {
     AccountKind.POOL: "pool_part",
@@ -561,10 +568,8 @@ class _OrmRecords:
 
     def write(self) -> None:
         for c, record in zip(self.charges, self.built, strict=True):
-            record.allowance_part = c.split.allowance
-            record.pool_part = record.wallet_part = record.ai_part = ZERO
-            setattr(record, FUNDING_PART[c.account.kind], c.split.funded)
-            record.uncovered = c.split.uncovered
+            for name, value in c.parts().items():
+                setattr(record, name, value)
             record.funding_account = c.account
             record.funding_balance_after = c.balance_after
         UsageRecord.objects.bulk_create(self.built)
@@ -658,21 +663,12 @@ class _SqlRecords:
 
     @staticmethod
     def _split(c) -> tuple:
-        split, kind, funded = c.split, c.account.kind, c.split.funded
-        return (
-            split.allowance,
-            funded if kind == AccountKind.POOL else ZERO,
-            funded if kind == AccountKind.WALLET else ZERO,
-            funded if kind == AccountKind.AI_AGENT else ZERO,
-            split.uncovered,
-            c.account.id,
-            c.balance_after,
-        )
+        """The columns filled in under the locks (the end of COPY_COLUMNS)."""
+        return (*c.parts().values(), c.account.id, c.balance_after)
 
     def write(self) -> None:
         table = UsageRecord._meta.db_table
         columns = ", ".join(COPY_COLUMNS)
-        # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
         if not self.copy:
             params = []
             for row, c in zip(self.rows, self.charges, strict=True):
@@ -689,6 +685,7 @@ class _SqlRecords:
         for prefix, c in zip(self.prefixes, self.charges, strict=True):
             lines.append(prefix + "\t".join(map(str, self._split(c))) + "\n")
         sql = f"COPY {table} ({columns}) FROM STDIN"
+        # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
         with (
             connection.cursor() as cursor,
             connection.wrap_database_errors,
@@ -743,12 +740,11 @@ class _SqlRecords:
         common = {
             "company_id": company.id, "pooling_on": company.pooling_enabled,
             "batch": self.batch, "created_by_id": actor.pk if actor is not None else None,
-            "created_at": self.created_at, "pool_part": ZERO, "wallet_part": ZERO,
-            "ai_part": ZERO,
+            "created_at": self.created_at,
         }  # fmt: skip
         records = {}
         for pk, c in zip(self.ids, self.charges, strict=True):
-            e, office, service, split, account = c.event, c.office, c.service, c.split, c.account
+            e, office, service, account = c.event, c.office, c.service, c.account
             state = ModelState()
             state.adding, state.db = False, alias
             state.fields_cache = {
@@ -760,12 +756,12 @@ class _SqlRecords:
                 _state=state, id=pk, office_id=office.id, service_id=service.id,
                 external_id=e.external_id, credit_kind=service.credit_kind,
                 quantity=c.quantity, rate=service.rate, cost=c.cost, occurred_at=e.occurred_at,
-                period=c.period, allowance_part=split.allowance, uncovered=split.uncovered,
-                funding_account_id=account.id, funding_balance_after=c.balance_after,
+                period=c.period, funding_account_id=account.id,
+                funding_balance_after=c.balance_after,
                 user_label=e.user_label or "", phone_number=e.phone_number or "",
                 metadata=e.metadata or {},
             )  # fmt: skip
-            values[FUNDING_PART[account.kind]] = split.funded
+            values.update(c.parts())
             record = UsageRecord.__new__(UsageRecord)
             record.__dict__ = values
             records[e.external_id] = record
