@@ -141,11 +141,11 @@ def company_build(
 ):
     """A company made through the services, like a real one: primary office `o000`,
     further offices `o001`…, pooling as asked, the pool topped up."""
+    from credits.accounts import company_open, office_open
     from credits.services import credits_purchase, pooling_set
-    from offices.services import company_create, office_create
 
     plan = ensure_catalog(included=included)
-    company = company_create(
+    company = company_open(
         name=slug.replace("-", " ").title(),
         slug=slug,
         primary_office_name="Office 000",
@@ -153,7 +153,7 @@ def company_build(
         plan=plan,
     )
     for n in range(1, offices):
-        office_create(company=company, name=f"Office {n:03d}", slug=f"o{n:03d}", plan=plan)
+        office_open(company=company, name=f"Office {n:03d}", slug=f"o{n:03d}", plan=plan)
     care = bench_care_user()
     if pooling:
         pooling_set(company=company, enabled=True, actor=care, reason="benchmark")

@@ -62,10 +62,10 @@ def make_events(count: int, offices: int, *, tag: str) -> list[dict]:
 
 
 def to_service_events(events: list[dict]):
-    from usage.services import UsageEventIn
+    from usage.events import UsageEvent
 
     return [
-        UsageEventIn(
+        UsageEvent(
             external_id=e["id"],
             office=e["office"],
             service=e["service"],

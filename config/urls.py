@@ -3,6 +3,20 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.api import api
+from credits import views as credits_views
+from offices import views as offices_views
+from usage import views as usage_views
+
+# The portal's pages, from each app that owns them, under one namespace.
+portal = (
+    [
+        path("", offices_views.HomeView.as_view(), name="home"),
+        path("balance/", credits_views.BalanceView.as_view(), name="balance"),
+        path("credits/add/", credits_views.AddCreditsView.as_view(), name="add_credits"),
+        path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
+    ],
+    "portal",
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -21,5 +35,5 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("usage/", include("usage.urls")),
-    path("", include("offices.urls")),
+    path("", include(portal)),
 ]

@@ -1,14 +1,4 @@
-"""Row locks and retries shared by every write that touches balances.
-
-Lock order everywhere: company row → accounts in pk order → allowance rows in pk order.
-Usage takes the company row in SHARE mode (many batches at once), the pooling toggle
-takes it exclusively, so a batch sees the pooling state either before or after a toggle.
-
-On PostgreSQL a transaction-scoped advisory lock on the company is taken first, in the
-same mode. Row share locks let new sharers in while an exclusive locker waits, so steady
-usage traffic could keep the pooling toggle waiting forever; advisory locks queue fairly
-(a new sharer waits behind a waiting exclusive request).
-"""
+"""Retries shared by every write that touches balances (the locks: offices/locks.py)."""
 
 from __future__ import annotations
 
@@ -19,35 +9,16 @@ import time
 from django.db import IntegrityError, OperationalError, connection
 
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
-COMPANY_LOCK_SPACE = 7301  # first key of pg_advisory_xact_lock(int, int): "company"
-EXCLUSIVE_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
-# The shared case in one round trip: the advisory lock is a filter on the company row, and
-# a scan's filters run before LockRows (the plan's top node) takes the row lock, so the
-# order stays advisory lock → row lock. `columns` may add output columns read in the
-# same statement (usage reads the ids already charged).
-SHARED_LOCKS_SQL = (
-    "SELECT c.*{columns} FROM offices_company AS c WHERE c.id = %s "
-    "AND pg_advisory_xact_lock_shared(%s, %s)::text = '' FOR SHARE OF c"
-)
+
+# The two ways a hot write path is written: through the ORM (any database) or with
+# hand-written PostgreSQL. `dialect()` is the one place that picks; tests pass either.
+ORM = "orm"
+POSTGRESQL = "postgresql"
 
 
-def lock_company(company_id: int, *, exclusive: bool, columns: str = "", params=()):
-    """The company row, locked (see above). On PostgreSQL in shared mode, `columns` (SQL
-    after `c.*`, with `params`) become attributes of the returned company."""
-    from offices.models import Company
-
-    if connection.vendor != "postgresql":
-        # SQLite ignores row locks; its IMMEDIATE transactions already serialize writers.
-        return Company.objects.select_for_update().get(pk=company_id)
-    if exclusive:
-        with connection.cursor() as cursor:
-            cursor.execute(EXCLUSIVE_LOCK_SQL, [COMPANY_LOCK_SPACE, company_id])
-        return Company.objects.select_for_update().get(pk=company_id)
-    sql = SHARED_LOCKS_SQL.format(columns=columns)
-    rows = list(Company.objects.raw(sql, [*params, company_id, COMPANY_LOCK_SPACE, company_id]))
-    if not rows:
-        raise Company.DoesNotExist(company_id)
-    return rows[0]
+def dialect() -> str:
+    """Which implementation of a hot write path the current database takes."""
+    return POSTGRESQL if connection.vendor == "postgresql" else ORM
 
 
 def _sqlstate(exc: Exception) -> str | None:

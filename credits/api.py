@@ -1,78 +1,74 @@
-"""Balance endpoint: pooling state, balances and this period's allowances of a company."""
+"""Balance endpoint: pooling state, balances and this period's allowances of a company,
+read through the same selector as the portal's balance page."""
 
 from __future__ import annotations
 
-from django.db.models import prefetch_related_objects
-from django.utils import timezone
-from ninja import Router
+from ninja import Router, Schema
+from pydantic import BaseModel, Field
 
+from core.api_schemas import Amount, ErrorOut, Period, money
 from core.money import ZERO
-from credits.models import Account, AccountKind, Allowance
-from offices.models import Company, CreditKind, Office
-from usage.api_schemas import BalanceOut, ErrorOut, money
-from usage.services import included_credits, period_of
+from credits.selectors import BalanceOverview, balance_overview
+from offices.selectors import company_scope
 
 router = Router(tags=["balance"])
 
 
-def balance_overview(company: Company) -> dict:
-    """Balances and current-period allowances of every office, in a fixed number of
-    queries: a period without an allowance row yet shows the plan's credits, none used."""
-    period = period_of(timezone.now(), company.tz)
-    offices = list(
-        Office.objects.filter(company=company)
-        .select_related("plan")
-        .order_by("-is_primary", "name")
-    )
-    # Plain values, not model instances: there are a few for each of many offices.
-    balances = list(
-        Account.objects.filter(company=company).values_list("kind", "office_id", "balance")
-    )
-    pool = next((b for k, _, b in balances if k == AccountKind.POOL), ZERO)
-    ai = next((b for k, _, b in balances if k == AccountKind.AI_AGENT), ZERO)
-    wallets = {o: b for k, o, b in balances if k == AccountKind.WALLET}
-    rows = {
-        (office_id, kind): (included, used, uncovered)
-        for office_id, kind, included, used, uncovered in Allowance.objects.filter(
-            company=company, period=period
-        )
-        .order_by()
-        .values_list("office_id", "kind", "included", "used", "uncovered")
-    }
-    kinds = CreditKind.values  # built anew on each access
-    # Add-ons matter only for the offices without an allowance row yet this period.
-    prefetch_related_objects(
-        [o for o in offices if any((o.pk, k) not in rows for k in kinds)],
-        "office_addons__addon",
-    )
-    primary = next((o for o in offices if o.is_primary), None)
+# The balance's nested parts are plain pydantic models: they are built from dicts, and a
+# ninja Schema would wrap each of the hundreds of them (2 per office) in a DjangoGetter
+# before validating it, most of the endpoint's time.
+class AllowanceOut(BaseModel):
+    included: Amount
+    used: Amount
+    remaining: Amount
+    uncovered: Amount = Field(description="Overage no balance covered this period.")
 
-    def allowance(office: Office, kind: str) -> dict:
-        row = rows.get((office.pk, kind))
-        included, used, uncovered = row if row else (included_credits(office, kind), ZERO, ZERO)
-        return {
-            "included": money(included),
-            "used": money(used),
-            "remaining": money(included - used),
-            "uncovered": money(uncovered),
-        }
 
+class OfficeBalanceOut(BaseModel):
+    office: str
+    name: str
+    is_primary: bool
+    wallet_balance: Amount
+    allowances: dict[str, AllowanceOut] = Field(description="Per credit kind.")
+
+
+class BalanceOut(Schema):
+    company: str
+    period: Period
+    pooling_enabled: bool
+    pool_balance: Amount
+    ai_agent_office: str = Field(description="The primary office, which holds AI credits.")
+    ai_agent_balance: Amount
+    offices: list[OfficeBalanceOut]
+
+
+def balance_out(overview: BalanceOverview) -> dict:
+    """The balance page's figures in the shape of BalanceOut."""
+    primary = overview.primary_office
     return {
-        "company": company.slug,
-        "period": f"{period:%Y-%m}",
-        "pooling_enabled": company.pooling_enabled,
-        "pool_balance": money(pool),
+        "company": overview.company.slug,
+        "period": f"{overview.period.start:%Y-%m}",
+        "pooling_enabled": overview.pooling_on,
+        "pool_balance": money(overview.pool.balance if overview.pool else ZERO),
         "ai_agent_office": primary.slug if primary else "",
-        "ai_agent_balance": money(ai),
+        "ai_agent_balance": money(overview.ai_account.balance if overview.ai_account else ZERO),
         "offices": [
             {
-                "office": office.slug,
-                "name": office.name,
-                "is_primary": office.is_primary,
-                "wallet_balance": money(wallets.get(office.pk, ZERO)),
-                "allowances": {kind: allowance(office, kind) for kind in kinds},
+                "office": row.slug,
+                "name": row.name,
+                "is_primary": row.is_primary,
+                "wallet_balance": money(row.wallet_balance or ZERO),
+                "allowances": {
+                    figures.kind: {
+                        "included": money(figures.included),
+                        "used": money(figures.used),
+                        "remaining": money(figures.remaining),
+                        "uncovered": money(figures.uncovered),
+                    }
+                    for figures in row.kinds
+                },
             }
-            for office in offices
+            for row in overview.rows
         ],
     }
 
@@ -87,4 +83,4 @@ def balance_overview(company: Company) -> dict:
     ),
 )
 def balance(request):
-    return balance_overview(request.auth.company)
+    return balance_out(balance_overview(company_scope(request.auth.company)))

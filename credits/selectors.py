@@ -13,10 +13,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.money import ZERO, q
+from credits.allowances import KindFigures, period_figures
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
+from credits.periods import BillingPeriod, billing_period
+from credits.routing import funds_usage
 from offices.models import CreditKind
 from offices.selectors import PortalScope
-from usage.services import included_credits
 
 BURN_WINDOW_DAYS = 7
 ACTIVITY_LIMIT = 15
@@ -27,65 +29,6 @@ ACTIVITY_TYPES = [
     EntryType.ADJUSTMENT,
     EntryType.AUTO_RECHARGE,
 ]
-
-
-@dataclass(frozen=True)
-class BillingPeriod:
-    start: dt.date  # first day, company time zone
-    end: dt.date  # last day
-    today: dt.date
-    days_left: int  # including today
-
-    @property
-    def next_start(self) -> dt.date:
-        return self.end + dt.timedelta(days=1)
-
-
-def billing_period(company, now: dt.datetime | None = None) -> BillingPeriod:
-    """The calendar month containing `now` in the company's billing time zone."""
-    today = timezone.localtime(now or timezone.now(), company.tz).date()
-    start = today.replace(day=1)
-    next_start = (start + dt.timedelta(days=32)).replace(day=1)
-    return BillingPeriod(
-        start=start,
-        end=next_start - dt.timedelta(days=1),
-        today=today,
-        days_left=(next_start - today).days,
-    )
-
-
-@dataclass(slots=True)  # slots: the balance page makes 2 for each of many offices
-class KindFigures:
-    """One office's allowance of one credit kind in one period, with its rollups."""
-
-    kind: str
-    included: Decimal = ZERO
-    used: Decimal = ZERO
-    cost_total: Decimal = ZERO
-    pool_drawn: Decimal = ZERO
-    wallet_drawn: Decimal = ZERO
-    ai_drawn: Decimal = ZERO
-    uncovered: Decimal = ZERO
-    events: int = 0
-
-    @property
-    def label(self) -> str:
-        return CreditKind(self.kind).label
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.included - self.used
-
-    @property
-    def percent_used(self) -> int:
-        if self.included <= 0:
-            return 100 if self.used > 0 else 0
-        return min(100, int(self.used * 100 / self.included))
-
-    @property
-    def meter_class(self) -> str:
-        """A 0–100 step of 5 for the meter's CSS width class (no inline styles under CSP)."""
-        return f"w{self.percent_used - self.percent_used % 5}"
 
 
 @dataclass(slots=True)
@@ -163,18 +106,6 @@ class BalanceOverview:
         }
 
 
-ALLOWANCE_FIGURES = (
-    "included",
-    "used",
-    "cost_total",
-    "pool_drawn",
-    "wallet_drawn",
-    "ai_drawn",
-    "uncovered",
-    "events",
-)
-
-
 def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
     """Allowance figures of the visible offices (or the given ones, with their plans and
     add-ons loaded) for `period`: two queries whatever the number of offices, four while
@@ -190,23 +121,15 @@ def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list
         instances = {o.pk: o for o in offices}
         office_values = [(o.pk, o.slug, o.name, o.is_primary, o.plan.name) for o in offices]
         allowances = allowances.filter(office_id__in=list(instances))
+
     # Plain values, not model instances: this page shows 2 rows for each of many offices.
-    figures = {
-        (office_id, kind): KindFigures(kind, *values)
-        for office_id, kind, *values in allowances.order_by().values_list(
-            "office_id", "kind", *ALLOWANCE_FIGURES
-        )
-    }
-    kinds = (CreditKind.STANDARD, CreditKind.AI_AGENT)
-    # No usage yet this period: the allowance row is created by the first event, so the
-    # figures are the plan's credits (plus add-ons), none used.
-    without_rows = [
-        (pk, kind) for pk, *_ in office_values for kind in kinds if (pk, kind) not in figures
-    ]
-    if missing := {pk for pk, _ in without_rows} - instances.keys():
-        instances |= {o.pk: o for o in scope.offices_with_plans().filter(pk__in=missing)}
-    for pk, kind in without_rows:
-        figures[pk, kind] = KindFigures(kind=kind, included=included_credits(instances[pk], kind))
+    def load_offices(pks):
+        found = {pk: instances[pk] for pk in pks if pk in instances}
+        if missing := pks - found.keys():
+            found |= {o.pk: o for o in scope.offices_with_plans().filter(pk__in=missing)}
+        return found
+
+    figures = period_figures(allowances, [pk for pk, *_ in office_values], load_offices)
     return [
         OfficeRow(
             pk,
@@ -346,11 +269,7 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
             row.pool_share = q(row.pool_drawn * 100 / pool_drawn_total)
 
     # Only the balances that fund usage now can run out.
-    funding = [a for a in accounts if a.kind == AccountKind.AI_AGENT]
-    if company.pooling_enabled:
-        funding += [a for a in accounts if a.kind == AccountKind.POOL]
-    else:
-        funding += [a for a in accounts if a.kind == AccountKind.WALLET]
+    funding = [a for a in accounts if funds_usage(a.kind, pooling=company.pooling_enabled)]
     if scope.is_company_admin:
         shown = None  # every balance of the company: `accounts` holds them all
     else:

@@ -10,30 +10,22 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from core.db import lock_company, retry_on_conflict
-from core.errors import InsufficientFunds, NotFound, PermissionDenied, ValidationFailed
+from core.db import retry_on_conflict
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.money import ZERO, q
+from credits.accounts import accounts_ensure
+from credits.ledger import Posting, post, post_one
 from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
+from credits.routing import funding_kind, funds_usage
+from offices.locks import lock_company
 from offices.models import Company, CreditKind, Office
 
 POOLING_PERMISSION = "offices.change_pooling"
-
-
-def accounts_ensure(*, company: Company) -> None:
-    """Create any missing account of the company: its pool, its AI agent account and one
-    wallet per office. Idempotent and safe under concurrency (insert-or-ignore)."""
-    wanted = [
-        Account(company=company, kind=AccountKind.POOL),
-        Account(company=company, kind=AccountKind.AI_AGENT),
-    ]
-    wanted += [
-        Account(company=company, office_id=office_id, kind=AccountKind.WALLET)
-        for office_id in Office.objects.filter(company=company).values_list("id", flat=True)
-    ]
-    Account.objects.bulk_create(wanted, ignore_conflicts=True)
 
 
 def _lock_accounts(company: Company, **filters) -> list[Account]:
@@ -87,49 +79,15 @@ def _clean_text(value, *, field: str, max_length: int | None = None) -> str:
     return value
 
 
-def _post(
-    *,
-    account: Account,
-    amount: Decimal,
-    entry_type: str,
-    actor,
-    memo: str = "",
-    reference: str = "",
-    idempotency_key: str = "",
-    pooling_change=None,
-) -> LedgerEntry:
-    """Apply `amount` to a locked account and write its ledger entry."""
-    new_balance = account.balance + amount
-    if new_balance < 0:
-        raise InsufficientFunds(
-            f"{account} holds {account.balance:,} credits; {-amount:,} cannot be taken from it."
-        )
-    account.balance = new_balance
-    account.save(update_fields=["balance", "updated_at"])
-    return LedgerEntry.objects.create(
-        account=account,
-        company_id=account.company_id,
-        entry_type=entry_type,
-        amount=amount,
-        balance_after=new_balance,
-        reference=reference,
-        idempotency_key=idempotency_key,
-        pooling_change=pooling_change,
-        created_by=actor,
-        memo=memo,
-    )
-
-
 def funding_account_for(*, company: Company, kind: str, office: Office | None) -> Account:
     """Which balance receives standard or AI credits right now (SPEC §2): the pool while
     pooling is on, the chosen office's wallet while it is off; AI credits always go to the
     company's AI agent account held by the primary office."""
     if office is not None and office.company_id != company.pk:
         raise NotFound("No such office.")
-    if kind == CreditKind.AI_AGENT:
-        return Account.objects.get(company=company, kind=AccountKind.AI_AGENT)
-    if company.pooling_enabled:
-        return Account.objects.get(company=company, kind=AccountKind.POOL)
+    account_kind = funding_kind(kind, pooling=company.pooling_enabled)
+    if account_kind != AccountKind.WALLET:
+        return Account.objects.get(company=company, kind=account_kind)
     if office is None:
         raise ValidationFailed(
             "office: pooling is off, so choose the office whose wallet receives the credits.",
@@ -173,7 +131,7 @@ def credits_add(
     accounts_ensure(company=company)
     target = funding_account_for(company=company, kind=kind, office=office)
     (account,) = _lock_accounts(company, pk=target.pk)
-    return _post(
+    return post_one(
         account=account,
         amount=amount,
         entry_type=entry_type,
@@ -208,12 +166,12 @@ def credits_adjust(*, account: Account, amount, memo: str, actor) -> LedgerEntry
         )
     amount = parse_credits(amount, allow_negative=True)
     company = lock_company(account.company_id, exclusive=False)
-    if account.kind == AccountKind.WALLET and company.pooling_enabled:
-        raise ValidationFailed("Pooling is on: office wallets stay empty; adjust the pool.")
-    if account.kind == AccountKind.POOL and not company.pooling_enabled:
+    if not funds_usage(account.kind, pooling=company.pooling_enabled):
+        if account.kind == AccountKind.WALLET:
+            raise ValidationFailed("Pooling is on: office wallets stay empty; adjust the pool.")
         raise ValidationFailed("Pooling is off: adjust an office wallet, not the pool.")
     (locked,) = _lock_accounts(company, pk=account.pk)
-    return _post(
+    return post_one(
         account=locked,
         amount=amount,
         entry_type=EntryType.ADJUSTMENT,
@@ -313,27 +271,37 @@ def pooling_set(*, company: Company, enabled: bool, actor, reason: str) -> Pooli
         changed_by=actor,
     )
     memo = f"Pooling turned {'on' if enabled else 'off'}: {reason}"
+    details = {"memo": memo, "reference": f"pooling-change:{change.pk}", "pooling_change": change}
+    postings = []
     for src, dst in pairs:
         amount = src.balance
-        _post(
-            account=src,
-            amount=-amount,
-            entry_type=EntryType.POOLING_TRANSFER,
-            actor=actor,
-            memo=memo,
-            reference=f"pooling-change:{change.pk}",
-            pooling_change=change,
-        )
-        _post(
-            account=dst,
-            amount=amount,
-            entry_type=EntryType.POOLING_TRANSFER,
-            actor=actor,
-            memo=memo,
-            reference=f"pooling-change:{change.pk}",
-            pooling_change=change,
-        )
+        postings += [
+            Posting(account=src, amount=-amount, entry_type=EntryType.POOLING_TRANSFER, **details),
+            Posting(account=dst, amount=amount, entry_type=EntryType.POOLING_TRANSFER, **details),
+        ]
+    post(postings, actor=actor)
     Company.objects.filter(pk=company.pk).update(
         pooling_enabled=enabled, pooling_changed_at=timezone.now()
     )
+    _pooling_log_entry(actor=actor, company=company, change=change)
     return change
+
+
+def _pooling_log_entry(*, actor, company: Company, change: PoolingChange) -> LogEntry:
+    """The admin audit trail's line for one pooling toggle, written with the change."""
+    moved = "; ".join(f"{m['from']} → {m['to']}: {m['amount']}" for m in change.moves)
+    message = (
+        f"Pooling turned {'on' if change.enabled else 'off'}. Reason: {change.reason}"
+        f" — moved {change.amount_moved} credits" + (f" ({moved})." if moved else ".")
+    )
+    # Built by hand so the entry takes the (possibly simulated) current time: LogEntry's
+    # own default captured timezone.now at import.
+    return LogEntry.objects.create(
+        user_id=actor.pk,
+        content_type_id=ContentType.objects.get_for_model(company).pk,
+        object_id=str(company.pk),
+        object_repr=str(company)[:200],
+        action_flag=CHANGE,
+        change_message=message,
+        action_time=timezone.now(),
+    )

@@ -97,3 +97,9 @@ def portal_scope_for(user) -> PortalScope | None:
         office_ids=office_ids,
         primary_office_id=memberships[0].primary_office_id,
     )
+
+
+def company_scope(company: Company) -> PortalScope:
+    """Everything of one company, as its company admins see it: the scope of the API's
+    company keys."""
+    return PortalScope(user=None, company=company, is_company_admin=True, office_ids=frozenset())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from credits.services import accounts_ensure
 from offices.models import AddOn, Company, Membership, Office, OfficeAddOn, Plan, Role
 
 
@@ -19,7 +18,7 @@ def company_create(
     billing_timezone: str = "UTC",
     actor=None,
 ) -> Company:
-    """A company always has exactly one primary office, a pool and an AI agent account."""
+    """A company always has exactly one primary office (its accounts: credits.accounts)."""
     company = Company(name=name, slug=slug, billing_timezone=billing_timezone)
     company.full_clean()
     company.save()
@@ -38,11 +37,10 @@ def company_create(
 def office_create(
     *, company: Company, name: str, slug: str, plan: Plan, is_primary: bool = False, actor=None
 ) -> Office:
-    """Every office gets its own wallet (empty while pooling is on)."""
+    """An office of a company (its wallet: credits.accounts.office_open)."""
     office = Office(company=company, name=name, slug=slug, plan=plan, is_primary=is_primary)
     office.full_clean()
     office.save()
-    accounts_ensure(company=company)
     return office
 
 

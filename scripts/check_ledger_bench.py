@@ -27,10 +27,10 @@ from decimal import Decimal  # noqa: E402
 
 from django.db import connection, transaction  # noqa: E402
 
-from credits.checks import ledger_check  # noqa: E402
+from core.checks import ledger_check  # noqa: E402
+from credits.accounts import company_open, office_open  # noqa: E402
 from credits.services import credits_purchase  # noqa: E402
 from offices.models import Company, Plan  # noqa: E402
-from offices.services import company_create, office_create  # noqa: E402
 from usage.models import Service, Unit  # noqa: E402
 
 OFFICES = 50
@@ -112,7 +112,7 @@ def main() -> None:
     service, _ = Service.objects.get_or_create(
         code="sms", defaults={"name": "SMS", "unit": Unit.MESSAGE, "rate": Decimal("1")}
     )
-    company = company_create(
+    company = company_open(
         name=f"Bench {n}",
         slug=f"bench-{n}",
         primary_office_name="Office 0",
@@ -120,7 +120,7 @@ def main() -> None:
         plan=plan,
     )
     for i in range(1, OFFICES):
-        office_create(company=company, name=f"Office {i}", slug=f"office-{i}", plan=plan)
+        office_open(company=company, name=f"Office {i}", slug=f"office-{i}", plan=plan)
     for office in company.offices.all():
         credits_purchase(company=company, amount=WALLET, office=office, actor=None)
     params = {

@@ -9,11 +9,12 @@ from decimal import Decimal
 import factory
 from django.contrib.auth.models import User
 
+from credits.accounts import company_open, office_open
 from offices.models import AddOn, Company, CreditKind, Office, Plan
 from offices.roles import customer_care_group_ensure
-from offices.services import company_create, membership_grant, office_create
+from offices.services import membership_grant
+from usage.events import UsageEvent
 from usage.models import Service, Unit
-from usage.services import UsageEventIn
 
 
 class PlanFactory(factory.django.DjangoModelFactory):
@@ -76,7 +77,7 @@ def company_factory(
 ) -> Company:
     """A company with primary office `hq` and further offices named by slug."""
     plan = plan or PlanFactory()
-    company = company_create(
+    company = company_open(
         name=name or slug.title(),
         slug=slug,
         primary_office_name="HQ",
@@ -85,12 +86,12 @@ def company_factory(
         billing_timezone=billing_timezone,
     )
     for office_slug in offices:
-        office_create(company=company, name=office_slug.title(), slug=office_slug, plan=plan)
+        office_open(company=company, name=office_slug.title(), slug=office_slug, plan=plan)
     return company
 
 
 def office_factory(*, company: Company, slug: str, plan: Plan | None = None) -> Office:
-    return office_create(company=company, name=slug.title(), slug=slug, plan=plan or PlanFactory())
+    return office_open(company=company, name=slug.title(), slug=slug, plan=plan or PlanFactory())
 
 
 def customer_care_user(username: str = "care") -> User:
@@ -119,8 +120,8 @@ def event(
     quantity="1",
     occurred_at: dt.datetime | None = None,
     **extra,
-) -> UsageEventIn:
-    return UsageEventIn(
+) -> UsageEvent:
+    return UsageEvent(
         external_id=external_id,
         office=office,
         service=service,

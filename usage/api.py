@@ -22,7 +22,7 @@ from usage.api_schemas import (
     money,
 )
 from usage.models import Service, UsageRecord
-from usage.services import UsageEventIn, usage_ingest
+from usage.services import usage_ingest
 
 router = Router(tags=["usage"])
 
@@ -69,21 +69,7 @@ def record_out(record: UsageRecord) -> dict:
     ),
 )
 def usage_events_create(request, batch: UsageBatchIn):
-    company = request.auth.company
-    events = [
-        UsageEventIn(
-            external_id=e.id,
-            office=e.office,
-            service=e.service,
-            quantity=e.quantity,
-            occurred_at=e.occurred_at,
-            user_label=e.user,
-            phone_number=e.number,
-            metadata=e.metadata,
-        )
-        for e in batch.events
-    ]
-    ingested = usage_ingest(company=company, events=events)
+    ingested = usage_ingest(company=request.auth.company, events=batch.events)
     # New records come back with office and service attached; duplicates were read back
     # plainly, so load theirs in two queries rather than two per event.
     prefetch_related_objects([i.record for i in ingested if i.duplicate], "office", "service")

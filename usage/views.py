@@ -1,21 +1,34 @@
-"""Usage history (filter + table + totals) and its CSV export, scoped by role."""
+"""Usage history (filter + table + totals), its CSV export and the office page, scoped by
+role."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.core.paginator import EmptyPage
 from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
+from django.views.generic import TemplateView
 from django_filters.views import FilterView
 from django_tables2 import LazyPaginator, SingleTableMixin
 
-from credits.selectors import billing_period
+from credits.models import AccountKind
+from credits.periods import billing_period
+from credits.selectors import office_rows, visible_accounts
 from offices.views import PortalMixin
 from usage.export import usage_csv_rows
 from usage.filters import UsageFilter
-from usage.selectors import usage_history_for, usage_totals_for
+from usage.selectors import (
+    DayUsage,
+    daily_usage,
+    usage_by_service,
+    usage_history_for,
+    usage_totals_for,
+)
 from usage.tables import UsageTable
 
 PER_PAGE = 25
@@ -99,3 +112,76 @@ class UsageExportView(PortalMixin, View):
             f'attachment; filename="usage-{self.scope.company.slug}-{stamp}.csv"'
         )
         return response
+
+
+# The office page: an office's allowance, balances and usage ---------------------------
+
+
+CHART_WIDTH = 900
+CHART_HEIGHT = 200
+CHART_LEFT = 48  # room for the axis labels
+CHART_BOTTOM = 20
+
+
+def chart_bars(days: list[DayUsage]) -> dict:
+    """Geometry of a stacked bar chart (allowance / pool or wallet / uncovered) as plain
+    numbers for an inline SVG; no script and no inline style are needed to draw it."""
+    top = max((d.total for d in days), default=Decimal(0))
+    plot_w = CHART_WIDTH - CHART_LEFT
+    plot_h = CHART_HEIGHT - CHART_BOTTOM
+    slot = plot_w / max(len(days), 1)
+    bar_w = max(slot * 0.7, 1)
+    bars = []
+    for i, day in enumerate(days):
+        x = CHART_LEFT + i * slot + (slot - bar_w) / 2
+        y = plot_h
+        segments = []
+        for css, value in (
+            ("seg-allowance", day.allowance),
+            ("seg-funded", day.funded),
+            ("seg-uncovered", day.uncovered),
+        ):
+            if value > 0 and top > 0:
+                h = float(value / top) * (plot_h - 4)
+                y -= h
+                segments.append({"css": css, "y": round(y, 2), "h": round(max(h, 0.5), 2)})
+        bars.append({"day": day, "x": round(x, 2), "w": round(bar_w, 2), "segments": segments})
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_LEFT,
+        "plot_h": plot_h,
+        "label_y": CHART_HEIGHT - 4,
+        "top": top,
+        "bars": bars,
+        "first": days[0].day if days else None,
+        "last": days[-1].day if days else None,
+        "empty": top <= 0,
+    }
+
+
+class OfficeDetailView(PortalMixin, TemplateView):
+    template_name = "offices/office_detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        scope = self.scope
+        # Another tenant's or another office's slug is simply not in the scope: 404.
+        office = get_object_or_404(scope.offices_with_plans(), slug=self.kwargs["slug"])
+        company = scope.company
+        period = billing_period(company)
+        (row,) = office_rows(scope, period, offices=[office])
+        accounts = {a.kind: a for a in visible_accounts(scope, [office.pk])}
+        days = daily_usage(scope, office)
+        context.update(
+            office=office,
+            period=period,
+            row=row,
+            pool=accounts.get(AccountKind.POOL),
+            wallet=accounts.get(AccountKind.WALLET),
+            ai_account=accounts.get(AccountKind.AI_AGENT),
+            by_service=usage_by_service(scope, office, period.start),
+            chart=chart_bars(days),
+            history_url=f"{reverse('usage:history')}?office={office.pk}",
+        )
+        return context

@@ -10,13 +10,14 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from core.errors import DomainError
+from credits.allowances import included_credits
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company, CreditKind, Membership, Office, OfficeAddOn, Role
 from tests.admin.conftest import form_data
 from tests.factories import AddOnFactory, PlanFactory, company_admin, company_factory, event
 from usage.models import Service, UsageRecord
-from usage.services import included_credits, usage_ingest
+from usage.services import usage_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -223,7 +224,7 @@ def test_a_refusal_of_the_pooling_service_is_shown_as_an_error_message(
     def refuse(**kwargs):
         raise DomainError("The pool is being audited; try later.")
 
-    monkeypatch.setattr("offices.admin.pooling_set", refuse)
+    monkeypatch.setattr("credits.admin.pooling_set", refuse)
     # when
     response = care_client.post(
         pooling_url(company),

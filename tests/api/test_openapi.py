@@ -20,7 +20,7 @@ def test_the_openapi_schema_is_served_without_a_key_and_is_valid():
         "type": "http",
         "scheme": "bearer",
     }
-    event = schema["components"]["schemas"]["UsageEventIn"]
+    event = schema["components"]["schemas"]["UsageEvent"]
     assert event["additionalProperties"] is False
     assert set(event["required"]) == {"id", "office", "service", "quantity", "occurred_at"}
 

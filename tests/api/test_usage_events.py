@@ -5,7 +5,7 @@ import pytest
 from credits.models import Account, AccountKind, EntryType, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from tests.api.conftest import usage_event
-from usage import services as usage_services
+from usage import records as usage_records
 from usage.api_schemas import UsageBatchOut
 from usage.models import UsageRecord
 
@@ -149,7 +149,7 @@ def test_the_answer_is_exactly_what_its_response_schema_describes(
 ):
     # The endpoint renders its answer itself (no response validation by ninja): it must
     # validate against UsageBatchOut and dumping the validated model must change nothing.
-    monkeypatch.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
+    monkeypatch.setattr(usage_records, "COPY_MIN_ROWS", copy_min_rows)
     pooling_set(company=company, enabled=True, actor=care, reason="test")
     credits_purchase(company=company, amount="3.5", actor=care)
     api.send_events(usage_event("s-0", quantity="2"))

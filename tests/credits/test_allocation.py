@@ -15,7 +15,7 @@ from offices.services import office_addon_set
 from tests.credits.checks import assert_invariants, balances
 from tests.factories import AddOnFactory, ServiceFactory, company_factory, event
 from usage.models import Service, UsageRecord
-from usage.services import UsageEventIn, usage_ingest
+from usage.services import usage_ingest
 
 D = Decimal
 
@@ -520,7 +520,8 @@ def now_plus(**delta) -> dt.datetime:
 
 
 def raw(external_id="x", office="hq", service="sms", quantity=ONE, occurred_at=None, **extra):
-    return UsageEventIn(
+    """An event as a plain mapping: usage_ingest validates it (usage.events)."""
+    return dict(
         external_id=external_id,
         office=office,
         service=service,
@@ -555,8 +556,10 @@ BAD_BATCHES = [
                  {(0, "occurred_at")}, id="naive-datetime"),
     pytest.param(lambda: [raw(occurred_at=now_plus(minutes=6))], {(0, "occurred_at")},
                  id="future-beyond-5-minutes"),
-    pytest.param(lambda: [raw(occurred_at="2025-11-01T12:00:00Z")], {(0, "occurred_at")},
-                 id="datetime-as-string"),
+    pytest.param(lambda: [raw(occurred_at="2025-13-01T12:00:00Z")], {(0, "occurred_at")},
+                 id="datetime-string-not-a-date"),
+    pytest.param(lambda: [raw(occurred_at="1764150000")], {(0, "occurred_at")},
+                 id="datetime-as-unix-time"),
     pytest.param(lambda: [raw(external_id="")], {(0, "id")}, id="empty-id"),
     pytest.param(lambda: [raw("a"), raw("b"), raw("a")], {(2, "id")}, id="duplicate-id-in-batch"),
     # PostgreSQL cannot store NUL characters or NaN in jsonb: refused up front, not a 500

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import F
 
-from credits.checks import ledger_check, ledger_violations
+from core.checks import ledger_check, ledger_violations
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company

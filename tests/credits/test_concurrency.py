@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from credits.checks import ledger_violations
+from core.checks import ledger_violations
 from credits.models import Account, AccountKind, LedgerEntry, PoolingChange
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company

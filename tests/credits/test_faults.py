@@ -8,15 +8,17 @@ from unittest import mock
 
 import pytest
 from django.db import DatabaseError, OperationalError
+from django.db.models import QuerySet
 
-import credits.services
-from credits.checks import ledger_violations
+from core.checks import ledger_violations
+from credits.charging import ChargingSession
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company
 from tests.factories import event
 from usage.models import UsageRecord
-from usage.services import _SqlRecords, usage_ingest
+from usage.records import SqlWriter
+from usage.services import usage_ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,25 +75,26 @@ def records_written_then_fail(real):
 
 
 def totals_written_then_fail(real):
-    def save_totals(self, allowances, ledger):
-        real(self, allowances, ledger)
+    def flush(self):
+        real(self)
         assert LedgerEntry.objects.filter(usage_batch=self.batch).count() == 2
         raise DatabaseError("connection lost after the ledger, balances and rollups")
 
-    return save_totals
+    return flush
 
 
-# The batch path on PostgreSQL (tests run there): records, then one statement for the
-# ledger entries, balances, allowance rollups and day rollups.
+# The batch path on PostgreSQL (tests run there): the records with their day rollups,
+# then the charging session's one statement for the ledger entries, balances and
+# allowance rollups.
 FAULTS = {
     "usage records inserted, then the insert fails": lambda: mock.patch.object(
-        _SqlRecords, "write", records_written_then_fail(_SqlRecords.write)
+        SqlWriter, "write", records_written_then_fail(SqlWriter.write)
     ),
     "ledger, balances and rollups fail": lambda: mock.patch.object(
-        _SqlRecords, "save_totals", side_effect=DatabaseError("statement timeout")
+        ChargingSession, "flush", side_effect=DatabaseError("statement timeout")
     ),
     "ledger, balances and rollups written, then the connection is lost": lambda: mock.patch.object(
-        _SqlRecords, "save_totals", totals_written_then_fail(_SqlRecords.save_totals)
+        ChargingSession, "flush", totals_written_then_fail(ChargingSession.flush)
     ),
 }
 
@@ -119,17 +122,17 @@ def test_a_batch_failing_half_way_leaves_nothing_and_a_retry_charges_once(funded
 
 def test_a_deadlock_victim_is_retried_and_charged_once(funded):
     # given: the first attempt to write the usage entries is picked as a deadlock victim
-    real = _SqlRecords.save_totals
+    real = ChargingSession.flush
     calls = []
 
-    def save_totals(self, allowances, ledger):
-        calls.append(len(ledger))
+    def flush(self):
+        calls.append(self.batch)
         if len(calls) == 1:
             raise transient_error()
-        return real(self, allowances, ledger)
+        return real(self)
 
     # when
-    with mock.patch.object(_SqlRecords, "save_totals", save_totals):
+    with mock.patch.object(ChargingSession, "flush", flush):
         results = usage_ingest(company=funded, events=batch())
     # then: the caller never saw the deadlock; the batch was written once
     assert len(calls) == 2
@@ -140,17 +143,19 @@ def test_a_deadlock_victim_is_retried_and_charged_once(funded):
     assert ledger_violations() == []
 
 
-def _failing_post(fail_on: int):
-    real = credits.services._post
+def _failing_balance_update(fail_on: int):
+    """QuerySet.update that fails on its `fail_on`-th change of a balance."""
+    real = QuerySet.update
     calls = []
 
-    def post(**kwargs):
-        calls.append(kwargs["account"].pk)
-        if len(calls) == fail_on:
-            raise DatabaseError("server closed the connection")
-        return real(**kwargs)
+    def update(self, **kwargs):
+        if self.model is Account:
+            calls.append(kwargs.get("balance"))
+            if len(calls) == fail_on:
+                raise DatabaseError("server closed the connection")
+        return real(self, **kwargs)
 
-    return post, calls
+    return update, calls
 
 
 def test_pooling_on_interrupted_between_wallets_moves_nothing(company, care):
@@ -159,10 +164,11 @@ def test_pooling_on_interrupted_between_wallets_moves_nothing(company, care):
         office = company.offices.get(slug=slug)
         credits_purchase(company=company, amount=amount, office=office, actor=care)
     before = state(company)
-    post, calls = _failing_post(fail_on=3)  # the first wallet moved, the second is next
+    # the first wallet emptied and the pool filled; the second wallet is next
+    update, calls = _failing_balance_update(fail_on=3)
     # when
     with (
-        mock.patch.object(credits.services, "_post", side_effect=post),
+        mock.patch.object(QuerySet, "update", update),
         pytest.raises(DatabaseError),
     ):
         pooling_set(company=company, enabled=True, actor=care, reason="consolidate")
@@ -182,10 +188,10 @@ def test_pooling_off_interrupted_after_debiting_the_pool_moves_nothing(company, 
     pooling_set(company=company, enabled=True, actor=care, reason="consolidate")
     credits_purchase(company=company, amount="25", actor=care)
     before = state(company)
-    post, calls = _failing_post(fail_on=2)  # the pool debited, the wallet credit fails
+    update, calls = _failing_balance_update(fail_on=2)  # the pool debited, the wallet next
     # when
     with (
-        mock.patch.object(credits.services, "_post", side_effect=post),
+        mock.patch.object(QuerySet, "update", update),
         pytest.raises(DatabaseError),
     ):
         pooling_set(company=company, enabled=False, actor=care, reason="split again")
@@ -202,7 +208,7 @@ def test_a_purchase_whose_ledger_entry_fails_leaves_the_balance_alone(company, c
     before = state(company)
     # when: the balance was saved, then writing its entry fails
     with (
-        mock.patch.object(LedgerEntry.objects, "create", side_effect=DatabaseError("boom")),
+        mock.patch.object(LedgerEntry.objects, "bulk_create", side_effect=DatabaseError("boom")),
         pytest.raises(DatabaseError),
     ):
         credits_purchase(company=company, amount="40", office=hq, actor=care, idempotency_key="k1")

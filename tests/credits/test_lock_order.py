@@ -1,5 +1,5 @@
 """The shared company lock takes the advisory lock and the row lock in one statement on
-PostgreSQL; the advisory lock must still come first (core/db.py)."""
+PostgreSQL; the advisory lock must still come first (offices/locks.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
-from core.db import COMPANY_LOCK_SPACE, lock_company
+from offices.locks import COMPANY_LOCK_SPACE, lock_company
 
 pytestmark = [
     pytest.mark.postgres,

@@ -22,8 +22,9 @@ from offices.services import office_addon_set
 from tests.credits.checks import assert_invariants, assert_matches_model, model_for
 from tests.factories import AddOnFactory, PlanFactory, ServiceFactory, company_factory
 from tests.model import AI, POOL, Event, Refused, wallet
+from usage.events import UsageEvent
 from usage.models import Service
-from usage.services import UsageEventIn, usage_ingest
+from usage.services import usage_ingest
 
 OFFICES = ("hq", "austin", "berlin")
 SERVICES = ("sms", "call_international", "ai_agent", "fax")
@@ -95,7 +96,7 @@ def apply(op, *, company, model, care) -> None:
         results = usage_ingest(
             company=company,
             events=[
-                UsageEventIn(
+                UsageEvent(
                     external_id=e.external_id,
                     office=e.office,
                     service=e.service,

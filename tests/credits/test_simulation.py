@@ -56,16 +56,17 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections, transaction
 
-from core.db import lock_company
 from core.errors import DomainError, InsufficientFunds
 from credits.models import Account, AccountKind
 from credits.services import credits_adjust, credits_purchase, pooling_set
+from offices.locks import lock_company
 from offices.models import Company, CreditKind
 from tests.credits.checks import assert_invariants, assert_matches_model, balances, model_for
 from tests.factories import PlanFactory, ServiceFactory, company_factory, customer_care_user
 from tests.model import AI, POOL, ZERO, Event, Refused, wallet
+from usage.events import UsageEvent
 from usage.models import Unit, UsageRecord
-from usage.services import UsageEventIn, usage_ingest
+from usage.services import usage_ingest
 
 SEED = int(os.environ.get("SIM_SEED", "20261126"))
 THREADS = 5
@@ -160,7 +161,7 @@ def perform(op: Op, *, company: Company, care, hold_locks: bool = True) -> tuple
         results = usage_ingest(
             company=company,
             events=[
-                UsageEventIn(
+                UsageEvent(
                     external_id=e.external_id,
                     office=e.office,
                     service=e.service,

@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from credits.selectors import billing_period
+from credits.periods import billing_period
 from credits.services import credits_purchase, pooling_set
 from tests.factories import company_factory, event
 from tests.portal.conftest import by_id, cell, login, recent, row_text

@@ -4,11 +4,11 @@ import re
 
 from credits.services import pooling_set
 from offices.templatetags.portal_format import credits
-from offices.views import chart_bars
 from tests.factories import event
 from tests.portal.conftest import by_id, login
 from usage.selectors import DayUsage
 from usage.services import usage_ingest
+from usage.views import chart_bars
 
 
 def test_office_page_shows_meters_wallet_and_services(client, acme_usage, austin_admin):

@@ -1,8 +1,8 @@
 """Text that users type (office, plan and user names) is escaped in the rows that the
 balance and usage pages build in Python rather than in templates."""
 
+from credits.accounts import office_open
 from credits.services import credits_purchase
-from offices.services import office_create
 from tests.factories import PlanFactory, event
 from tests.portal.conftest import login, recent
 from usage.services import usage_ingest
@@ -14,7 +14,7 @@ ESCAPED = "O&#x27;Brien &amp; &lt;b&gt;Sons&lt;/b&gt; &quot;x&quot;"
 def test_balance_table_escapes_office_and_plan_names(client, acme, acme_admin, care):
     # given: an office and a plan whose names hold markup, with a wallet balance
     plan = PlanFactory(code="markup", name="<i>Pro</i> & more")
-    office = office_create(company=acme, name=NAME, slug="obrien", plan=plan)
+    office = office_open(company=acme, name=NAME, slug="obrien", plan=plan)
     credits_purchase(company=acme, amount="12.5", office=office, actor=care)
     login(client, acme_admin)
     # when

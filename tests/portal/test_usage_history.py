@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from credits.selectors import billing_period
+from credits.periods import billing_period
 from tests.factories import event
 from tests.portal.conftest import by_id, login, recent
 from usage.services import usage_ingest

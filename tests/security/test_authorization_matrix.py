@@ -265,7 +265,7 @@ def model_cases() -> list[Case]:
     return cases
 
 
-APP_LIST = "admin/^(?P<app_label>auth|axes|credits|offices|admin|usage)/$"
+APP_LIST = "admin/^(?P<app_label>auth|axes|offices|admin|credits|usage)/$"
 ADMIN = [
     Case("admin/", "index", "/admin/", admin_page(200, 200)),
     Case("admin/login/", "login", "/admin/login/", admin_page("→/admin/", "→/admin/", 200)),

@@ -13,11 +13,12 @@ from django.db import connection
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
+from core.db import ORM, POSTGRESQL
 from credits.models import Account, AccountKind, Allowance, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from offices.services import office_addon_set
 from tests.factories import AddOnFactory, company_factory, event
-from usage import services as usage_services
+from usage import records as usage_records
 from usage.models import UsageRecord
 from usage.services import usage_ingest
 
@@ -85,11 +86,12 @@ def _ingest_both_ways(care, monkeypatch, copy_min_rows):
         credits_purchase(company=company, amount="25", actor=care)
         credits_purchase(company=company, amount="5", kind="ai_agent", actor=care)
     with monkeypatch.context() as m:
-        m.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
-        fast_results = usage_ingest(company=fast, events=_batch("fast"), actor=care)
-    with monkeypatch.context() as m:
-        m.setattr(connection, "vendor", "other")  # the portable bulk_create/bulk_update path
-        plain_results = usage_ingest(company=plain, events=_batch("plain"), actor=care)
+        m.setattr(usage_records, "COPY_MIN_ROWS", copy_min_rows)
+        fast_results = usage_ingest(
+            company=fast, events=_batch("fast"), actor=care, writer=POSTGRESQL
+        )
+    # the portable path: bulk_create/bulk_update through the ORM
+    plain_results = usage_ingest(company=plain, events=_batch("plain"), actor=care, writer=ORM)
     return fast, plain, fast_results, plain_results
 
 
@@ -171,7 +173,7 @@ def test_a_second_batch_adds_to_the_rollups_it_found(company):
 def test_the_same_id_sent_twice_at_once_is_charged_once(company, monkeypatch, copy_min_rows):
     # Two batches race on one new external id: the loser's COPY (or INSERT) hits the unique
     # key, is retried, and then reports the id as a duplicate instead of failing.
-    monkeypatch.setattr(usage_services, "COPY_MIN_ROWS", copy_min_rows)
+    monkeypatch.setattr(usage_records, "COPY_MIN_ROWS", copy_min_rows)
     results, errors = [], []
     barrier = threading.Barrier(2)
 

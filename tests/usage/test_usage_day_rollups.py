@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from credits.checks import ledger_violations
+from core.checks import ledger_violations
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company
 from offices.selectors import portal_scope_for

@@ -23,14 +23,15 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from credits.accounts import company_open, office_open
 from credits.models import LedgerEntry, PoolingChange
 from credits.services import credits_add, pooling_set
-from offices.admin import log_pooling_change
 from offices.models import AddOn, Company, CreditKind, Office, Plan
 from offices.roles import customer_care_group_ensure
-from offices.services import company_create, membership_grant, office_addon_set, office_create
+from offices.services import membership_grant, office_addon_set
+from usage.events import UsageEvent
 from usage.models import Service, Unit
-from usage.services import UsageEventIn, usage_ingest
+from usage.services import usage_ingest
 
 DEFAULT_PASSWORD = "demo-pass-2026"  # noqa: S105 - a documented demo login
 DAYS = 75
@@ -279,7 +280,7 @@ def quantity_for(service: str, rng: random.Random) -> Decimal:
     return Decimal(1)  # mms, ai_agent
 
 
-def day_events(spec: CompanySpec, day: dt.date) -> list[UsageEventIn]:
+def day_events(spec: CompanySpec, day: dt.date) -> list[UsageEvent]:
     """The usage of one company on one day: the same for the same day, whenever it runs."""
     rng = random.Random(f"{spec.slug}:{day.isoformat()}")  # noqa: S311 - demo data
     events = []
@@ -297,7 +298,7 @@ def day_events(spec: CompanySpec, day: dt.date) -> list[UsageEventIn]:
             )
             person, number = rng.choice(office.people)
             events.append(
-                UsageEventIn(
+                UsageEvent(
                     external_id=f"{spec.slug}-{office.slug}-{day:%Y%m%d}-{n:03d}",
                     office=office.slug,
                     service=service,
@@ -383,7 +384,7 @@ class Command(BaseCommand):
         primary, *others = spec.offices
         company = Company.objects.filter(slug=spec.slug).first()
         if company is None:
-            company = company_create(
+            company = company_open(
                 name=spec.name,
                 slug=spec.slug,
                 billing_timezone=spec.tz,
@@ -393,7 +394,7 @@ class Command(BaseCommand):
             )
         for office_spec in others:
             if not company.offices.filter(slug=office_spec.slug).exists():
-                office_create(
+                office_open(
                     company=company,
                     name=office_spec.name,
                     slug=office_spec.slug,
@@ -468,9 +469,7 @@ class Command(BaseCommand):
             # Once only: a later run must not undo what customer care changed since.
             if PoolingChange.objects.filter(company=company, reason=POOLING_REASON).exists():
                 return
-            change = pooling_set(company=company, enabled=True, actor=care, reason=POOLING_REASON)
-            if change is not None:
-                log_pooling_change(user=care, company=company, change=change)
+            pooling_set(company=company, enabled=True, actor=care, reason=POOLING_REASON)
             return
         if LedgerEntry.objects.filter(company=company, idempotency_key=action.key).exists():
             return

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from credits.checks import ledger_check
+from core.checks import ledger_check
 from offices.models import Company
 
 
