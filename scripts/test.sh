@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything (Python packages; Debian's Chromium when missing and we are root)
-# and runs the whole test suite on PostgreSQL. Extra arguments go to pytest.
+# and runs the whole test suite on PostgreSQL, in parallel. Extra arguments go to pytest.
 source "$(dirname "$0")/_venv.sh"
 venv_install dev
 if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
@@ -12,4 +12,8 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     fi
 fi
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/credit_pooling}"
-exec "$VENV_PY" -m pytest "$@"
+# In parallel by default (pytest-xdist, one worker per core); `-n 0` runs in one process.
+case " $* " in
+    *" -n "* | *" -n="* | *" --numprocesses"*) exec "$VENV_PY" -m pytest "$@" ;;
+    *) exec "$VENV_PY" -m pytest -n "${PYTEST_WORKERS:-auto}" "$@" ;;
+esac

@@ -112,6 +112,11 @@ def office_admin(office: Office, username: str | None = None) -> User:
     return user
 
 
+# When events happen unless a test says otherwise: fixed for the session, so sending the
+# same event again is the same event (an id re-sent with other content is a conflict).
+DEFAULT_WHEN = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
+
+
 def event(
     external_id: str,
     *,
@@ -126,6 +131,6 @@ def event(
         office=office,
         service=service,
         quantity=Decimal(quantity),
-        occurred_at=occurred_at or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+        occurred_at=occurred_at or DEFAULT_WHEN,
         **extra,
     )

@@ -33,6 +33,11 @@ def wallet(office: str) -> tuple[str, str]:
     return ("wallet", office)
 
 
+def _content(e) -> tuple:
+    """What makes a re-sent id the same event (SPEC §7)."""
+    return (e.office, e.service, money(e.quantity), e.occurred_at)
+
+
 class Refused(Exception):
     """The model refuses the operation; `why` says which rule (the services must refuse too)."""
 
@@ -96,6 +101,7 @@ class CompanyModel:
     balances: dict = field(default_factory=dict)
     allowances: dict[tuple[str, str, dt.date], Rollup] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
+    sent: dict[str, Event] = field(default_factory=dict)  # each charged id's event
     # Per account, the ledger as (entry type, signed amount, balance after), oldest first.
     ledger: dict = field(default_factory=lambda: defaultdict(list))
     idempotency_keys: set[str] = field(default_factory=set)
@@ -132,6 +138,10 @@ class CompanyModel:
         """SPEC §3, events in order; an id charged before is a duplicate and costs nothing."""
         seen = [e.external_id for e in events]
         assert len(seen) == len(set(seen)), "a batch with repeated ids is refused, not modelled"
+        for e in events:
+            earlier = self.sent.get(e.external_id)
+            if earlier is not None and _content(earlier) != _content(e):
+                raise Refused(f"id {e.external_id} conflicts with its earlier charge")
         drawn: dict = defaultdict(lambda: ZERO)
         out = []
         for e in events:
@@ -174,6 +184,7 @@ class CompanyModel:
             row.uncovered += charge.uncovered
             row.events += 1
             self.charges[e.external_id] = charge
+            self.sent[e.external_id] = e
             out.append((charge, False))
         # One usage ledger entry per account per batch, for what the batch drew from it.
         for account, amount in drawn.items():

@@ -170,6 +170,43 @@ def _charged_ids(company: Company, ids: list[str]) -> list[str]:
     )
 
 
+def _refuse_conflicts(events, existing, offices, services) -> None:
+    """An id charged before comes back as a duplicate only when it is the same event
+    (office, service, quantity, occurred_at); other content under that id is a conflict
+    on that item, and refuses the batch like any other bad item (SPEC §7)."""
+    errors = []
+    for index, e in enumerate(events):
+        record = existing.get(e.external_id)
+        if record is None:
+            continue
+        differs = [
+            name
+            for name, same in (
+                ("office", record.office_id == offices[e.office].pk),
+                ("service", record.service_id == services[e.service].pk),
+                ("quantity", record.quantity == q(e.quantity)),
+                ("occurred_at", record.occurred_at == e.occurred_at),
+            )
+            if not same
+        ]
+        if differs:
+            errors.append(
+                {
+                    "index": index,
+                    "field": "id",
+                    "message": (
+                        f"Conflict: id {e.external_id!r} was already charged with another "
+                        f"{', '.join(differs)}; send a new id for a new event."
+                    ),
+                }
+            )
+    if errors:
+        noun = "event conflicts" if len(errors) == 1 else "events conflict"
+        raise ValidationFailed(
+            f"{len(errors)} {noun} with an earlier charge; nothing was charged.", errors
+        )
+
+
 @retry_on_conflict(retry_integrity=True)
 @transaction.atomic
 def _ingest(*, company, events, offices, services, actor, writer):
@@ -180,6 +217,8 @@ def _ingest(*, company, events, offices, services, actor, writer):
             r.external_id: r
             for r in UsageRecord.objects.filter(company=company, external_id__in=charged).order_by()
         }
+    if existing:
+        _refuse_conflicts(events, existing, offices, services)
     fresh = [e for e in events if e.external_id not in existing]
     if not fresh:
         return existing, dict

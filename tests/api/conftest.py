@@ -14,6 +14,11 @@ def minutes_ago(minutes: int = 1) -> str:
     return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)).isoformat()
 
 
+# Fixed for the session: the same event sent again is the same event (an id re-sent with
+# other content is a conflict).
+DEFAULT_WHEN = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
+
+
 def usage_event(event_id: str, **fields) -> dict:
     """One event as a client sends it: an SMS from hq a minute ago, unless told otherwise."""
     return {
@@ -21,7 +26,7 @@ def usage_event(event_id: str, **fields) -> dict:
         "office": "hq",
         "service": "sms",
         "quantity": "1",
-        "occurred_at": minutes_ago(),
+        "occurred_at": DEFAULT_WHEN.isoformat(),
         **fields,
     }
 

@@ -81,8 +81,8 @@ def test_an_uncovered_overage_is_reported_as_uncovered(company, api):
 def test_an_event_id_already_charged_returns_its_original_charge_as_a_duplicate(company, api):
     # given: an event was charged
     first = api.send_events(usage_event("d-1", quantity="7")).json()["events"][0]
-    # when: it is sent again, with a different quantity, next to a new event
-    response = api.send_events(usage_event("d-1", quantity="50"), usage_event("d-2"))
+    # when: it is sent again, next to a new event
+    response = api.send_events(usage_event("d-1", quantity="7"), usage_event("d-2"))
     # then: it is not charged again; the original allocation comes back
     assert response.status_code == 200
     body = response.json()
@@ -95,6 +95,23 @@ def test_an_event_id_already_charged_returns_its_original_charge_as_a_duplicate(
     assert UsageRecord.objects.filter(external_id="d-1").count() == 1
     hq = company.offices.get(slug="hq")
     assert hq.allowances.get().used == Decimal("8")
+
+
+def test_an_id_already_charged_with_other_content_is_a_conflict_and_nothing_is_charged(
+    company, api
+):
+    # given: an event was charged
+    api.send_events(usage_event("c-1", quantity="7"))
+    # when: the same id comes with another quantity, next to a new event
+    response = api.send_events(usage_event("c-2"), usage_event("c-1", quantity="50"))
+    # then: the batch is refused with a conflict on that item
+    assert response.status_code == 422
+    body = response.json()
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "id")]
+    assert "Conflict" in body["errors"][0]["message"]
+    assert "quantity" in body["errors"][0]["message"]
+    assert not UsageRecord.objects.filter(external_id="c-2").exists()
+    assert company.offices.get(slug="hq").allowances.get().used == Decimal("7")
 
 
 def test_the_same_id_twice_in_one_batch_is_refused_and_nothing_is_charged(company, api):
@@ -154,7 +171,7 @@ def test_the_answer_is_exactly_what_its_response_schema_describes(
     credits_purchase(company=company, amount="3.5", actor=care)
     api.send_events(usage_event("s-0", quantity="2"))
     response = api.send_events(
-        usage_event("s-0", quantity="9"),  # a duplicate: read back from the database
+        usage_event("s-0", quantity="2"),  # a duplicate: read back from the database
         usage_event("s-1", quantity="99.1234", user="Ana\tNg", number="+1 555\\0100"),
         usage_event("s-2", service="ai_agent", quantity="3", metadata={"a": {"b": [1, "ü"]}}),
         usage_event("s-3", office="austin", quantity="104"),

@@ -110,3 +110,16 @@ def test_any_offset_iso_8601_allows_is_understood(history, api):
 def test_listing_takes_a_fixed_number_of_queries(history, api, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):
         assert len(ids(api.get(URL, {"limit": 500}))) == 7
+
+
+def test_a_record_reads_the_same_in_the_post_answer_and_the_list(company, api):
+    # One definition of a usage record's JSON (usage/api.py record_out) serves both.
+    sent = api.send_events(
+        usage_event("same-0", occurred_at=at(5), user="Ana", number="+1 555 0100"),
+        usage_event("same-1", occurred_at=at(6), service="ai_agent", metadata={"k": [1]}),
+    )
+    assert sent.status_code == 200
+    posted = {e.pop("id"): e for e in sent.json()["events"]}
+    assert {e.pop("duplicate") for e in posted.values()} == {False}
+    listed = {r.pop("id"): r for r in api.get(URL).json()["results"]}
+    assert listed == posted

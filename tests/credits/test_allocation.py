@@ -471,6 +471,37 @@ def test_allowance_rollups_match_the_records(company, care):
     assert_invariants(company)
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"quantity": "121"},
+        {"office": "austin"},
+        {"service": "call_international"},
+        {"occurred_at": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)},
+    ],
+    ids=["quantity", "office", "service", "occurred_at"],
+)
+def test_a_repeated_id_with_other_content_is_a_conflict_that_refuses_the_batch(
+    company, care, changed
+):
+    # given: "dup" was charged
+    fund(company, care, wallets={"hq": "50"})
+    usage_ingest(company=company, events=[event("dup", quantity="120")])
+    before = db_state(company)
+    # when: a batch sends a new event and "dup" again with other content
+    with pytest.raises(ValidationFailed) as caught:
+        usage_ingest(
+            company=company,
+            events=[event("new", quantity="1"), event("dup", **{"quantity": "120", **changed})],
+        )
+    # then: a conflict on that item, and nothing of the batch is charged
+    assert caught.value.status_code == 422
+    assert [(e["index"], e["field"]) for e in caught.value.errors] == [(1, "id")]
+    assert "Conflict" in caught.value.errors[0]["message"]
+    assert next(iter(changed)) in caught.value.errors[0]["message"]
+    assert db_state(company) == before
+
+
 def test_a_repeated_id_is_returned_as_duplicate_and_charged_once(company, care):
     # given
     fund(company, care, wallets={"hq": "50"})
@@ -480,9 +511,9 @@ def test_a_repeated_id_is_returned_as_duplicate_and_charged_once(company, care):
         LedgerEntry.objects.count(),
         list(Allowance.objects.values_list("used", "cost_total", "events")),
     )
-    # when: a later batch repeats it (even with another quantity), next to a new one
+    # when: a later batch repeats it, next to a new one
     results = usage_ingest(
-        company=company, events=[event("new", quantity="1"), event("dup", quantity="999")]
+        company=company, events=[event("new", quantity="1"), event("dup", quantity="120")]
     )
     # then
     assert [(r.record.external_id, r.duplicate) for r in results] == [
@@ -497,7 +528,7 @@ def test_a_repeated_id_is_returned_as_duplicate_and_charged_once(company, care):
     assert LedgerEntry.objects.count() == before[1] + 1
     assert list(Allowance.objects.values_list("events", flat=True)) == [2]
     # a batch of only duplicates changes nothing at all
-    (again,) = usage_ingest(company=company, events=[event("dup")])
+    (again,) = usage_ingest(company=company, events=[event("dup", quantity="120")])
     assert again.duplicate is True
     assert LedgerEntry.objects.count() == before[1] + 1
     assert_invariants(company)

@@ -14,7 +14,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import DomainError, InsufficientFunds
+from core.errors import DomainError, InsufficientFunds, ValidationFailed
 from credits.models import Account, AccountKind
 from credits.services import credits_adjust, credits_purchase, pooling_set
 from offices.models import CreditKind
@@ -92,20 +92,24 @@ def apply(op, *, company, model, care) -> None:
     company.refresh_from_db()
     if op[0] == "usage":
         batch = [Event(ext, office, svc, qty, at) for ext, office, svc, qty, at in op[1]]
-        expected = model.ingest(batch)
-        results = usage_ingest(
-            company=company,
-            events=[
-                UsageEvent(
-                    external_id=e.external_id,
-                    office=e.office,
-                    service=e.service,
-                    quantity=e.quantity,
-                    occurred_at=e.occurred_at,
-                )
-                for e in batch
-            ],
-        )
+        sent = [
+            UsageEvent(
+                external_id=e.external_id,
+                office=e.office,
+                service=e.service,
+                quantity=e.quantity,
+                occurred_at=e.occurred_at,
+            )
+            for e in batch
+        ]
+        try:
+            expected = model.ingest(batch)
+        except Refused:
+            # an id sent again with other content: the whole batch is refused
+            with pytest.raises(ValidationFailed):
+                usage_ingest(company=company, events=sent)
+            return
+        results = usage_ingest(company=company, events=sent)
         got = [
             (
                 r.duplicate,

@@ -162,7 +162,10 @@ def test_a_second_batch_adds_to_the_rollups_it_found(company):
     usage_ingest(company=company, events=[event("a1", quantity="30", occurred_at=WHEN)])
     usage_ingest(
         company=company,
-        events=[event("a2", quantity="50", occurred_at=WHEN), event("a1", occurred_at=WHEN)],
+        events=[
+            event("a2", quantity="50", occurred_at=WHEN),
+            event("a1", quantity="30", occurred_at=WHEN),
+        ],
     )
     allowance = Allowance.objects.get(office__slug="hq", office__company=company, kind="standard")
     assert (allowance.used, allowance.cost_total, allowance.events) == (80, 80, 2)
