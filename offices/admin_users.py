@@ -1,11 +1,15 @@
-"""User accounts in the admin.
+"""User accounts and login lockouts in the admin.
 
 Customer care manages portal users, not other staff (SPEC §5): only a superuser may
-change a staff account or hand out staff status, groups or permissions."""
+change a staff account or hand out staff status, groups or permissions. Customer care
+clears the login lockouts (django-axes attempts) that keep a user out."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
+from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 
@@ -50,3 +54,37 @@ class StaffUserAdmin(UserAdmin):
         if not self._manages(request, obj):
             return False
         return super().has_delete_permission(request, obj)
+
+
+# Login lockouts (django-axes) ---------------------------------------------------------
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LockoutAdmin(AccessAttemptAdmin):
+    """The failed-login counters of each (username, address) pair; deleting one lets that
+    pair log in again at once instead of after the cool-off."""
+
+    actions = ["clear_lockouts", "cleanup_expired_attempts"]
+
+    @admin.action(description="Clear the lockout of the selected log-ins", permissions=["delete"])
+    def clear_lockouts(self, request, queryset):
+        attempts = list(queryset)
+        for attempt in attempts:
+            # The attempt's own name is only its time; the audit line names the log-in.
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=[attempt],
+                action_flag=DELETION,
+                change_message=f"Cleared the lockout of {attempt.username} "
+                f"from {attempt.ip_address}.",
+                single_object=True,
+            )
+        queryset.delete()
+        cleared = ", ".join(f"{a.username} from {a.ip_address}" for a in attempts)
+        self.message_user(
+            request, f"Cleared {len(attempts)} lockout(s): {cleared}.", messages.SUCCESS
+        )
