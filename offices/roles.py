@@ -28,6 +28,8 @@ CUSTOMER_CARE_PERMISSIONS = {
     },
     "auth": {"user": ["view", "add", "change"]},
     "admin": {"logentry": ["view"]},
+    # Clearing a login lockout is deleting its counter of failed attempts.
+    "axes": {"accessattempt": ["view", "delete"]},
 }
 
 

@@ -10,7 +10,6 @@ bytes for the same data and filters.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from contextlib import nullcontext
 
@@ -52,15 +51,14 @@ class _Echo:
         return value
 
 
-PLAIN_NUMBER = re.compile(r"[+\-0-9 ().]+")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _safe(text: str) -> str:
-    # A cell starting with = + - @ would be run as a formula by spreadsheet programs;
-    # phone numbers such as +1 555 0100 are left as they are.
-    if not text:
-        return text
-    if text[0] in "=@\t\r" or (text[0] in "+-" and not PLAIN_NUMBER.fullmatch(text)):
+    # A spreadsheet evaluates a cell starting with = + - @ (tab and CR are stripped first),
+    # and computes even "+1-555-0100" or "-1-1": every such text cell gets a leading '
+    # (SPEC §7). Numbers are never passed here, so they stay numbers.
+    if text.startswith(FORMULA_STARTS):
         return "'" + text
     return text
 
@@ -87,7 +85,7 @@ def usage_csv_python(queryset: QuerySet[UsageRecord], tz) -> Iterator[str]:
             [
                 timezone.localtime(r.occurred_at, tz).isoformat(),
                 _safe(r.office.name),
-                r.service.code,
+                _safe(r.service.code),
                 r.credit_kind,
                 _safe(r.user_label),
                 _safe(r.phone_number),
@@ -136,14 +134,13 @@ def _text_sql(column: str) -> str:
     return f"NULLIF({column}, '')"
 
 
+FORMULA_CODE_POINTS = ", ".join(str(ord(char)) for char in FORMULA_STARTS)
+
+
 def _safe_sql(column: str) -> str:
-    """_safe() in SQL: a leading ' before = @ tab CR (code points 61 64 9 13), and before
-    + - (43 45) unless every character is one of +-0123456789 (). as in PLAIN_NUMBER.
-    That test runs on the UTF-8 bytes (a multibyte character has no ASCII byte), several
-    times cheaper than a regular expression or ltrim() on text."""
+    """_safe() in SQL: a leading ' before a first character of FORMULA_STARTS."""
     return (
-        f"CASE WHEN ascii({column}) IN (61, 64, 9, 13) OR (ascii({column}) IN (43, 45)"
-        f" AND ltrim(convert_to({column}, 'UTF8'), '+-0123456789 ().'::bytea) <> ''::bytea)"
+        f"CASE WHEN ascii({column}) IN ({FORMULA_CODE_POINTS})"
         f" THEN '''' || {column} ELSE {_text_sql(column)} END"
     )
 
@@ -158,7 +155,7 @@ ISO_TIME_SQL = (
 CELLS_SQL = [
     ISO_TIME_SQL,
     _safe_sql("u.office"),
-    _text_sql("u.service"),
+    _safe_sql("u.service"),
     _text_sql("u.credit_kind"),
     _safe_sql("u.user_label"),
     _safe_sql("u.phone_number"),

@@ -43,6 +43,7 @@ interleaving is up to the scheduler, which is the point: the check holds for any
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import random
@@ -57,11 +58,18 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections, transaction
 
 from core.errors import DomainError, InsufficientFunds
-from credits.models import Account, AccountKind
+from credits.checks import ledger_violations
+from credits.models import Account
 from credits.services import credits_adjust, credits_purchase, pooling_set
 from offices.locks import lock_company
 from offices.models import Company, CreditKind
-from tests.credits.checks import assert_invariants, assert_matches_model, balances, model_for
+from tests.credits.checks import (
+    account_name,
+    assert_invariants,
+    assert_matches_model,
+    balances,
+    model_for,
+)
 from tests.factories import PlanFactory, ServiceFactory, company_factory, customer_care_user
 from tests.model import AI, POOL, ZERO, Event, Refused, wallet
 from usage.events import UsageEvent
@@ -69,17 +77,16 @@ from usage.models import Unit, UsageRecord
 from usage.services import usage_ingest
 
 SEED = int(os.environ.get("SIM_SEED", "20261126"))
+# One operation is one service call (usage_ingest, credits_purchase, credits_adjust or
+# pooling_set), whatever the size of its batch. SIM_OPS scales the run for a soak.
+OPERATIONS = int(os.environ.get("SIM_OPS", "10000"))
 THREADS = 5
-OPERATIONS = 300
-ID_SPACE = 300  # event ids shared by all threads: plenty of cross-thread repeats
 OFFICES = ("hq", "austin", "berlin", "denver")
 SERVICE_CODES = ("sms", "call_international", "ai_agent", "fax")
-MOMENTS = (
-    dt.datetime(2025, 10, 20, 12, 0, tzinfo=dt.UTC),
-    dt.datetime(2025, 11, 1, 3, 0, tzinfo=dt.UTC),  # still October in New York
-    dt.datetime(2025, 11, 18, 9, 0, tzinfo=dt.UTC),
-    dt.datetime(2025, 12, 1, 4, 30, tzinfo=dt.UTC),  # still November in New York
-)
+# Time moves on through the run: each thread's operations walk through these months
+# (billing periods in New York), and a late event lands in the month before "now".
+MONTHS = tuple(dt.datetime(2025, m, 1, tzinfo=dt.UTC) for m in range(1, 13))
+ID_WINDOW = 25  # ids are drawn this close to the run's progress, so threads overlap
 ACCOUNTS = (POOL, AI) + tuple(wallet(o) for o in OFFICES)
 
 
@@ -93,6 +100,7 @@ class Op:
     key: str = ""
     account: object = None
     enabled: bool = False
+    shape: str = ""  # of a usage batch: single | batch | late
 
 
 def _double_submit(key: str) -> Op:
@@ -107,26 +115,51 @@ def _double_submit(key: str) -> Op:
     )
 
 
-def plan_operations(rng: random.Random, count: int) -> list[Op]:
+def usage_event(k: int, *, id_space: int, late: bool = False) -> Event:
+    """The event id number `k` stands for: the same content every time the id is sent (a
+    retry resends it as it was), in the month of MONTHS that the run reaches at that id,
+    or for a late event in the month before."""
+    external_id = f"late-{k}" if late else f"ev-{k}"
+    rng = random.Random(f"{SEED}-{external_id}")
+    month = min(len(MONTHS) - 1, k * len(MONTHS) // id_space)
+    start = MONTHS[max(0, month - 1) if late else month]
+    # Sometimes in the first hours of the month in UTC: still the month before in New York.
+    offset = dt.timedelta(
+        hours=rng.choice([2, 3, 4]) if rng.random() < 0.1 else rng.randint(0, 27 * 24)
+    )
+    return Event(
+        external_id=external_id,
+        office=rng.choice(OFFICES),
+        service=rng.choice(SERVICE_CODES),
+        quantity=Decimal(rng.randint(1, 300000)) / 10000,
+        occurred_at=start + offset,
+    )
+
+
+def plan_operations(rng: random.Random, count: int, *, id_space: int) -> list[Op]:
+    """`count` operations of one thread: single events, batches of up to 12 events with ids
+    that other batches (of this thread and the others) also send, late events, purchases
+    (some double-submitted), adjustments (some refused) and pooling toggles."""
     ops = []
-    for _ in range(count):
+    for i in range(count):
+        cursor = i * id_space // count
+        near = range(max(0, cursor - ID_WINDOW), cursor + ID_WINDOW)
+
         roll = rng.random()
-        if roll < 0.5:
-            ids = rng.sample(range(ID_SPACE), rng.randint(1, 4))
-            events = tuple(
-                Event(
-                    external_id=f"ev-{i}",
-                    office=rng.choice(OFFICES),
-                    service=rng.choice(SERVICE_CODES),
-                    quantity=Decimal(rng.randint(1, 300000)) / 10000,
-                    occurred_at=rng.choice(MOMENTS),
-                )
-                for i in ids
-            )
-            ops.append(Op(kind="usage", events=events))
-        elif roll < 0.7:
+        if roll < 0.30:
+            event = usage_event(rng.choice(near), id_space=id_space)
+            ops.append(Op(kind="usage", events=(event,), shape="single"))
+        elif roll < 0.50:
+            ks = rng.sample(near, rng.randint(2, 12))
+            batch = tuple(usage_event(k, id_space=id_space) for k in ks)
+            ops.append(Op(kind="usage", events=batch, shape="batch"))
+        elif roll < 0.58:
+            ks = rng.sample(near, rng.randint(1, 3))
+            batch = tuple(usage_event(k, id_space=id_space, late=True) for k in ks)
+            ops.append(Op(kind="usage", events=batch, shape="late"))
+        elif roll < 0.75:
             if rng.random() < 0.3:
-                ops.append(_double_submit(f"buy-{rng.randint(0, 7)}"))
+                ops.append(_double_submit(f"buy-{rng.randint(0, count // 20)}"))
             else:
                 ops.append(
                     Op(
@@ -136,7 +169,7 @@ def plan_operations(rng: random.Random, count: int) -> list[Op]:
                         amount=Decimal(rng.randint(1, 400000)) / 10000,
                     )
                 )
-        elif roll < 0.88:
+        elif roll < 0.90:
             amount = Decimal(rng.choice([-1, 1]) * rng.randint(1, 300000)) / 10000
             ops.append(Op(kind="adjust", account=rng.choice(ACCOUNTS), amount=amount))
         else:
@@ -144,14 +177,16 @@ def plan_operations(rng: random.Random, count: int) -> list[Op]:
     return ops
 
 
-def _account_pk(company_id: int, name) -> int:
-    if name == POOL:
-        return Account.objects.get(company_id=company_id, kind=AccountKind.POOL).pk
-    if name == AI:
-        return Account.objects.get(company_id=company_id, kind=AccountKind.AI_AGENT).pk
-    return Account.objects.get(
-        company_id=company_id, kind=AccountKind.WALLET, office__slug=name[1]
-    ).pk
+@functools.cache
+def _account_pks(company_id: int) -> dict:
+    """The model's account names to primary keys (accounts are never replaced)."""
+    accounts = Account.objects.filter(company_id=company_id).select_related("office")
+    return {account_name(a): a.pk for a in accounts}
+
+
+@functools.cache
+def _offices(company_id: int) -> dict:
+    return {o.slug: o for o in Company.objects.get(pk=company_id).offices.all()}
 
 
 def perform(op: Op, *, company: Company, care, hold_locks: bool = True) -> tuple:
@@ -197,7 +232,7 @@ def perform(op: Op, *, company: Company, care, hold_locks: bool = True) -> tuple
         lock_company(company.pk, exclusive=False)
     try:
         if op.kind == "purchase":
-            office = company.offices.get(slug=op.office) if op.office else None
+            office = _offices(company.pk)[op.office] if op.office else None
             entry = credits_purchase(
                 company=company,
                 amount=op.amount,
@@ -207,7 +242,7 @@ def perform(op: Op, *, company: Company, care, hold_locks: bool = True) -> tuple
                 idempotency_key=op.key,
             )
             return ("ok", entry.pk)
-        account_pk = _account_pk(company.pk, op.account)
+        account_pk = _account_pks(company.pk)[op.account]
         accounts = Account.objects.select_for_update() if hold_locks else Account.objects
         account = accounts.get(pk=account_pk)
         credits_adjust(account=account, amount=op.amount, memo="simulation", actor=care)
@@ -271,7 +306,7 @@ def run_threads(
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + max(600, 0.1 * sum(len(ops) for ops in plans))
     for t in threads:
         t.join(timeout=max(0.0, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "a simulation thread hung"
@@ -284,6 +319,7 @@ def replay(model, log: list[Logged]) -> Counter:
     stats = Counter()
     first_record: dict[str, int] = {}
     first_entry: dict[str, int] = {}
+    latest_period = None
     for entry in log:
         op, (status, detail) = entry.op, entry.outcome
         where = f"operation #{entry.seq} (thread {entry.thread}): {op}"
@@ -296,10 +332,14 @@ def replay(model, log: list[Logged]) -> Counter:
                 if dup:
                     assert first_record[e.external_id] == pk, where
                     stats["usage duplicates"] += 1
-                else:
-                    first_record[e.external_id] = pk
-                    stats["usage events charged"] += 1
-            stats["usage batches"] += 1
+                    continue
+                first_record[e.external_id] = pk
+                stats["usage events charged"] += 1
+                period = model.period(e.occurred_at)
+                if latest_period is not None and period < latest_period:
+                    stats["usage events charged after a later period's"] += 1
+                latest_period = max(period, latest_period or period)
+            stats[f"usage calls: {op.shape}"] += 1
         elif op.kind == "toggle":
             moved = model.set_pooling(op.enabled)
             assert status == "ok" and detail == moved, where
@@ -362,12 +402,17 @@ def _simulated_company(care) -> Company:
     for slug in OFFICES:
         office = company.offices.get(slug=slug)
         credits_purchase(company=company, amount="25", office=office, actor=care)
+    # Filled here, before the threads start; a flushed database may reuse the primary keys.
+    for lookup in (_account_pks, _offices):
+        lookup.cache_clear()
+        lookup(company.pk)
     return company
 
 
 @pytest.mark.django_db(transaction=True)
 def test_money_is_never_lost_or_made_up_under_concurrency():
-    print(f"SIM_SEED={SEED} (set SIM_SEED to replay these operations)")
+    print(f"SIM_SEED={SEED} SIM_OPS={OPERATIONS} (set them to replay or scale this run)")
+    began, cpu_began = time.monotonic(), time.process_time()
     # given: a New York company with four offices, small allowances, 25 credits in each wallet
     care = _customer_care()
     company = _simulated_company(care)
@@ -376,23 +421,32 @@ def test_money_is_never_lost_or_made_up_under_concurrency():
         model.add(amount=Decimal("25"), office=slug)
     rng = random.Random(SEED)
     per_thread = OPERATIONS // THREADS
-    plans = [plan_operations(random.Random(rng.random()), per_thread) for _ in range(THREADS)]
+    plans = [
+        plan_operations(random.Random(rng.random()), per_thread, id_space=OPERATIONS)
+        for _ in range(THREADS)
+    ]
 
     # when
     log, crashes = run_threads(company, care, plans)
+    ran = time.monotonic() - began
 
     # then: every operation ran and was logged, none crashed
     assert crashes == []
-    assert len(log) == OPERATIONS
-    assert [e.seq for e in log] == list(range(OPERATIONS))
+    assert len(log) == per_thread * THREADS >= OPERATIONS - THREADS
+    assert [e.seq for e in log] == list(range(len(log)))
     stats = replay(model, log)
     stats["thread switches in commit order"] = sum(
         a.thread != b.thread for a, b in itertools.pairwise(log)
     )
-    print(f"simulation: {len(log)} operations in {THREADS} threads: {dict(sorted(stats.items()))}")
+    print(f"simulation: {len(log)} operations in {THREADS} threads, {ran:.1f} s")
+    for name, count in sorted(stats.items()):
+        print(f"  {name}: {count}")
     # the database is exactly the serial replay, and the invariants hold
     assert_matches_model(company, model)
     assert_invariants(company)
+    violations = ledger_violations([company.pk])
+    print(f"check_ledger: {len(violations)} violations")
+    assert violations == []
     # money never lost or made up: what is held = what came in − what usage drew
     funded = sum((r.pool_part + r.wallet_part + r.ai_part for r in UsageRecord.objects.all()), ZERO)
     came_in = sum(
@@ -406,9 +460,17 @@ def test_money_is_never_lost_or_made_up_under_concurrency():
     )
     assert sum(balances(company).values(), ZERO) == came_in - funded == model.total()
     # the simulation exercised what it claims to
+    for shape in ("single", "batch", "late"):
+        assert stats[f"usage calls: {shape}"] > 0
     assert stats["usage duplicates"] > 0
+    assert stats["usage events charged after a later period's"] > 0
+    assert stats["purchases double-submitted"] > 0
     assert stats["toggles"] > 0
-    assert stats["adjusts refused"] > 0
+    assert stats["adjusts"] > 0 and stats["adjusts refused"] > 0
+    print(
+        f"total {time.monotonic() - began:.1f} s, "
+        f"this process's CPU {time.process_time() - cpu_began:.1f} s"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -421,7 +483,7 @@ def test_invariants_hold_when_each_service_call_is_its_own_transaction():
     care = _customer_care()
     company = _simulated_company(care)
     rng = random.Random(seed)
-    plans = [plan_operations(random.Random(rng.random()), 40) for _ in range(THREADS)]
+    plans = [plan_operations(random.Random(rng.random()), 40, id_space=200) for _ in range(THREADS)]
 
     log, crashes = run_threads(company, care, plans, in_commit_order=False)
 

@@ -2,7 +2,9 @@
 Python formatting each row (the path other databases take). Same data, same filters,
 same scope: byte for byte the same header, columns, order, numbers, times and escaping."""
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -12,7 +14,14 @@ from django.test.utils import CaptureQueriesContext
 from credits.services import credits_purchase, pooling_set
 from offices.models import Office
 from offices.selectors import portal_scope_for
-from tests.factories import ServiceFactory, company_admin, company_factory, event, office_admin
+from tests.factories import (
+    ServiceFactory,
+    company_admin,
+    company_factory,
+    event,
+    office_admin,
+    office_factory,
+)
 from tests.portal.conftest import login
 from usage.export import usage_csv_copy, usage_csv_python, usage_csv_rows
 from usage.filters import UsageFilter
@@ -223,3 +232,51 @@ def test_a_client_that_leaves_early_leaves_no_transaction_open(services):
 
 def test_a_client_that_leaves_early_inside_a_transaction(services):
     leave_early(company_factory(slug="leaver", billing_timezone=ZONE))
+
+
+# Every text cell a spreadsheet would evaluate, whatever follows its first character ---------
+
+DIGITS_ONLY = ["-1-1", "+1-555-0100", "+1 (555) 0100.5", "-", "+", "=1", "@1", "\t1", "\r1"]
+
+
+@pytest.fixture
+def formulas(services, care):
+    """One office, one service and one event per formula start, each text field holding
+    it: digits, spaces, () and . after the first character, which a spreadsheet computes."""
+    company = company_factory(slug="calc", name="Calc", offices=("austin",))
+    events = []
+    for i, text in enumerate(DIGITS_ONLY):
+        office = company.offices.get(slug="austin") if i == 0 else None
+        if office is None:
+            office = office_factory(company=company, slug=f"o{i}")
+        Office.objects.filter(pk=office.pk).update(name=text)
+        ServiceFactory(code=f"-{i}-1")  # a slug may start with a hyphen
+        events.append(
+            event(
+                text + f"#{i}",
+                office=office.slug,
+                service=f"-{i}-1",
+                quantity="1.5",
+                user_label=text,
+                phone_number=text,
+            )
+        )
+    usage_ingest(company=company, events=events)
+    return company
+
+
+def test_both_paths_quote_every_text_cell_starting_like_a_formula(formulas):
+    admin = company_admin(formulas, username="calc-admin")
+    python, copied = both_paths(admin, {})
+    assert copied == python
+    rows = list(csv.DictReader(io.StringIO(python.decode(), newline="")))
+    assert len(rows) == len(DIGITS_ONLY)
+    for row in rows:
+        for column in ("office", "service", "user", "number", "event_id"):
+            assert row[column].startswith("'"), (column, row[column])
+            assert row[column][1] in "=+-@\t\r", (column, row[column])
+        # numbers stay numbers: a spreadsheet reads them as such
+        for column in ("quantity", "rate", "cost", "allowance", "wallet", "uncovered"):
+            Decimal(row[column])
+            assert not row[column].startswith("'"), column
+    assert {row["user"][1:] for row in rows} == set(DIGITS_ONLY)
