@@ -1,3 +1,4 @@
+import os
 from decimal import Decimal
 
 import pytest
@@ -51,3 +52,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if (item.get_closest_marker("replica") is not None) != has_standby:
             item.add_marker(pytest.mark.skip(reason=reason))
+    # The PgBouncer smoke tests start gunicorn behind a running PgBouncer.
+    if not os.environ.get("PGBOUNCER_URL"):
+        skip = pytest.mark.skip(reason='needs PgBouncer: eval "$(scripts/pgbouncer.sh env)"')
+        for item in items:
+            if item.get_closest_marker("pgbouncer") is not None:
+                item.add_marker(skip)
