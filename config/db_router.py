@@ -9,7 +9,9 @@ transaction (to find ids already charged) and must see the primary, never a lagg
 so a read inside an atomic block of "default" stays on "default". Writes always go to
 "default". Balances, allowances and everything else are read from "default": they are
 few rows, and what a user acts on must not lag. The day rollups (UsageDay) are history
-and follow the records, so a history page's rows and totals come from the same copy.
+and follow the records; the history page reads its totals from the allowance rollups on
+the records' server explicitly (usage/selectors.py), so its rows and totals come from the
+same copy.
 
 When the replica cannot be reached, history is read from "default" instead: the first
 read that finds it down marks it down for REPLICA_RETRY_SECONDS (per process), so the
