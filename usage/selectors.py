@@ -99,7 +99,10 @@ def _search_totals(filterset, text: str) -> dict[str, Decimal | int] | None:
 
 
 def _allowance_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int]:
-    rows = scope.restrict(Allowance.objects.all())
+    # Read where the history's rows are read (the replica, when there is one): rollups and
+    # records are written in one transaction, so the totals match the rows shown.
+    history_db = UsageRecord.objects.all().db
+    rows = scope.restrict(Allowance.objects.using(history_db))
     if cleaned.get("office"):
         rows = rows.filter(office=cleaned["office"])
     if cleaned.get("credit_kind"):

@@ -64,23 +64,48 @@ TEMPLATES = [
     },
 ]
 
-# The embedded default keeps the demo runnable anywhere; IMMEDIATE makes SQLite take its
-# write lock at BEGIN, so two writers queue instead of failing half-way.
-DATABASES = {
-    "default": env.db(
-        "DATABASE_URL",
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"].update({"transaction_mode": "IMMEDIATE", "timeout": 20})
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-# Optional read replica: usage history and export reads go there (config/db_router.py).
-if env("DATABASE_REPLICA_URL", default=""):
-    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
-    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+
+def databases_from_env(default_url: str) -> dict:
+    """DATABASES from DATABASE_URL (and DATABASE_REPLICA_URL, DATABASE_POOLER).
+
+    * SQLite: IMMEDIATE makes it take its write lock at BEGIN, so two writers queue
+      instead of failing half-way.
+    * "replica" (optional): a streaming standby of the primary; usage history and export
+      reads go there (config/db_router.py). A short connect timeout and a health check
+      per request let the router fall back to the primary quickly when it is down. In
+      tests it mirrors "default": the standby already holds the primary's test database
+      by replication (and is read-only), so no test database is created or flushed on it.
+    * DATABASE_POOLER=pgbouncer: PgBouncer in transaction mode sits in front; a session
+      may move to another server connection after each transaction, so nothing may live
+      longer than a transaction: no server-side (WITH HOLD) cursors, no prepared
+      statements (Django's default; pinned here so an URL option cannot turn them on).
+    """
+    conn_max_age = env.int("CONN_MAX_AGE", default=0)
+    pooler = env("DATABASE_POOLER", default="")
+    if pooler not in ("", "pgbouncer"):
+        raise ValueError(f"DATABASE_POOLER={pooler!r}: only 'pgbouncer' (or nothing) is known")
+    databases = {"default": env.db("DATABASE_URL", default=default_url)}
+    if env("DATABASE_REPLICA_URL", default=""):
+        replica = env.db("DATABASE_REPLICA_URL")
+        if replica["ENGINE"] == "django.db.backends.postgresql":
+            replica.setdefault("OPTIONS", {}).setdefault(
+                "connect_timeout", env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)
+            )
+        replica["CONN_HEALTH_CHECKS"] = True
+        replica["TEST"] = {"MIRROR": "default"}
+        databases["replica"] = replica
+    for alias in databases.values():
+        alias["ATOMIC_REQUESTS"] = False
+        alias["CONN_MAX_AGE"] = conn_max_age
+        if alias["ENGINE"] == "django.db.backends.sqlite3":
+            alias.setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+        if pooler == "pgbouncer":
+            alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+            alias.setdefault("OPTIONS", {})["prepare_threshold"] = None
+    return databases
+
+
+DATABASES = databases_from_env(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASE_ROUTERS = ["config.db_router.HistoryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

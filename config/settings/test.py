@@ -1,15 +1,10 @@
 """Tests: PostgreSQL by default (row locks, triggers and real concurrency need it)."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import databases_from_env, env
 
 DEBUG = False
-DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/credit_pooling")
-}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+DATABASES = databases_from_env("postgres://postgres@127.0.0.1:5432/credit_pooling")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
