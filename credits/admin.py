@@ -22,6 +22,7 @@ from core.errors import DomainError
 from core.money import ZERO
 from credits.accounts import accounts_ensure, company_open, office_open
 from credits.admin_forms import OFF, ON, AddCreditsForm, PoolingConfirmForm, PoolingReasonForm
+from credits.allowances import ALLOWANCE_FIGURES
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.periods import period_of
 from credits.services import (
@@ -164,20 +165,7 @@ class OverAllowanceFilter(admin.SimpleListFilter):
 
 @admin.register(Allowance)
 class AllowanceAdmin(ReadOnlyAdmin):
-    list_display = (
-        "period",
-        "company",
-        "office",
-        "kind",
-        "included",
-        "used",
-        "cost_total",
-        "pool_drawn",
-        "wallet_drawn",
-        "ai_drawn",
-        "uncovered",
-        "events",
-    )
+    list_display = ("period", "company", "office", "kind", *ALLOWANCE_FIGURES)
     list_filter = ("kind", PeriodFilter, OverAllowanceFilter, "company", OfficeFilter)
     list_select_related = ("company", "office__company")
     search_fields = ("office__name", "office__slug", "company__name")

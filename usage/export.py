@@ -41,6 +41,7 @@ HEADER = [
     "uncovered",
     "pooling",
     "event_id",
+    "balance_after",  # of the balance that funded the event, right after it
 ]
 
 
@@ -100,6 +101,7 @@ def usage_csv_python(queryset: QuerySet[UsageRecord], tz) -> Iterator[str]:
                 r.uncovered,
                 "on" if r.pooling_on else "off",
                 _safe(r.external_id),
+                r.funding_balance_after,
             ]
         )
 
@@ -126,6 +128,7 @@ COPY_SOURCE = {
     "uncovered": "uncovered",
     "pooling_on": "pooling_on",
     "external_id": "external_id",
+    "funding_balance_after": "funding_balance_after",
 }
 
 
@@ -170,6 +173,7 @@ CELLS_SQL = [
     "u.uncovered::text",
     "CASE WHEN u.pooling_on THEN 'on' ELSE 'off' END",
     _safe_sql("u.external_id"),
+    "u.funding_balance_after::text",
 ]
 
 COPY_SQL = (

@@ -33,7 +33,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from credits.checks import ledger_violations
+from core.checks import ledger_violations
 from credits.models import Account, AccountKind, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from usage.api_auth import api_key_create

@@ -57,8 +57,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections, transaction
 
+from core.checks import ledger_violations
 from core.errors import DomainError, InsufficientFunds
-from credits.checks import ledger_violations
 from credits.models import Account
 from credits.services import credits_adjust, credits_purchase, pooling_set
 from offices.locks import lock_company

@@ -8,6 +8,7 @@ from django.http import StreamingHttpResponse
 
 from tests.factories import event
 from tests.portal.conftest import login, recent
+from usage.models import UsageRecord
 from usage.services import usage_ingest
 
 
@@ -35,6 +36,21 @@ def test_export_rows_match_the_filter(client, acme_usage, acme_admin, offices):
     )
     assert a1["pooling"] == "off" and a1["number"] == "'+15550001"  # see the next test
     assert sum(Decimal(r["cost"]) for r in rows) == Decimal("127.5")
+
+
+def test_each_row_says_what_its_funding_balance_held_right_after_it(client, acme_usage, acme_admin):
+    # For reconciling against the ledger: the balance that paid, right after the event.
+    login(client, acme_admin)
+    rows = {r["event_id"]: r for r in read_csv(client.get("/usage/export.csv"))}
+    records = UsageRecord.objects.filter(company__slug="acme")
+    assert rows.keys() == {r.external_id for r in records}
+    for record in records:
+        after = record.funding_balance_after
+        assert rows[record.external_id]["balance_after"] == (
+            "" if after is None else f"{after:.4f}"
+        )
+    a1 = rows["a1"]  # austin's wallet paid 20 of its 120 credits
+    assert Decimal(a1["wallet"]) == 20 and a1["balance_after"]
 
 
 def test_export_has_every_row_not_just_a_page(client, acme, acme_admin):
