@@ -152,6 +152,13 @@ def _sql_params_of(columns, charge: Charge, batch: Batch, pk) -> list:
     ]
 
 
+def _related(writer, charge: Charge) -> dict:
+    return {
+        "company": writer.company, "office": charge.office, "service": charge.service,
+        "funding_account": charge.draw.account, "created_by": writer.actor,
+    }  # fmt: skip
+
+
 class _Writer:
     """What both writers share: the batch, its charges and the records handed back."""
 
@@ -167,10 +174,7 @@ class _Writer:
         for pk, c in zip(self.ids, self.charges, strict=True):
             state = ModelState()
             state.adding, state.db = False, alias
-            state.fields_cache = {
-                "company": self.company, "office": c.office, "service": c.service,
-                "funding_account": c.draw.account, "created_by": self.actor,
-            }  # fmt: skip
+            state.fields_cache = _related(self, c)
             values = dict(zip(NAMES, _values(COLUMNS, c, self.batch, pk), strict=True))
             values["_state"] = state
             record = UsageRecord.__new__(UsageRecord)
@@ -186,7 +190,10 @@ class OrmWriter(_Writer):
         self.built = []
         for c in self.charges:
             values = dict(zip(NAMES[1:], _values(COLUMNS[1:], c, self.batch, None), strict=True))
-            self.built.append(UsageRecord(**values))
+            record = UsageRecord(**values)
+            # The related objects the caller already holds: no query per record later.
+            record._state.fields_cache.update(_related(self, c))
+            self.built.append(record)
         UsageRecord.objects.bulk_create(self.built)
         self.ids = [r.pk for r in self.built]
         usage_days_add(self.built, self.company.tz)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.db import dialect, retry_on_conflict
+from core.db import POSTGRESQL, dialect, retry_on_conflict
 from core.errors import ValidationFailed
 from core.money import q
 from credits.charging import ChargingSession
@@ -39,7 +39,7 @@ def _lookup_key(value) -> bool:
 
 def _offices_and_services(company, slugs, codes) -> tuple[dict, dict]:
     """The company's offices of `slugs` and the active services of `codes`, by key."""
-    if connection.vendor == "postgresql":
+    if dialect() == POSTGRESQL:
         # Hand-written: building these two ORM queries costs more than answering them
         # (a quarter of a single event's CPU, profiled). An office's plan is loaded only
         # when a new month's allowance rows need it (_allowances_create).
@@ -159,7 +159,7 @@ def _charged_ids(company: Company, ids: list[str]) -> list[str]:
     """Which of `ids` this company was charged for already. Read before the locks: a
     batch racing ours with the same id fails our insert on the unique key, and the retry
     then finds it here."""
-    if connection.vendor == "postgresql":
+    if dialect() == POSTGRESQL:
         with connection.cursor() as cursor:
             cursor.execute(CHARGED_IDS_SQL, [company.pk, ids])
             return [row[0] for row in cursor.fetchall()]

@@ -221,3 +221,17 @@ def test_a_new_months_allowance_includes_the_offices_add_ons(
             company=company, events=[event("n2", office="austin", quantity="1", occurred_at=WHEN)]
         )
     assert not [q for q in queries.captured_queries if "offices_officeaddon" in q["sql"]]
+
+
+@pytest.mark.parametrize("writer", [ORM, POSTGRESQL])
+def test_returned_records_carry_their_related_objects(company, writer):
+    # The API renders office and service of every new record: no query per record.
+    events = [event(f"r{i}", office=("hq", "austin")[i % 2], occurred_at=WHEN) for i in range(6)]
+    results = usage_ingest(company=company, events=events, writer=writer)
+    with CaptureQueriesContext(connection) as queries:
+        seen = [
+            (r.record.office.slug, r.record.service.code, r.record.funding_account.kind)
+            for r in results
+        ]
+    assert len(queries.captured_queries) == 0
+    assert [s[0] for s in seen] == ["hq", "austin"] * 3
