@@ -1,0 +1,156 @@
+"""Statement pages (page, CSV, PDF) and the what-if page (SPEC §9), scoped by role.
+
+The figures come from usage.statements and usage.whatif; these views only pick the
+period and the office from the request and render."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views import View
+from django.views.generic import TemplateView
+
+from core.errors import PermissionDenied
+from credits.periods import period_end, period_of
+from offices.views import PortalMixin
+from usage.statements import (
+    MOVEMENT_LABELS,
+    MOVEMENTS,
+    Statement,
+    company_first_period,
+    period_parse,
+    statement_build,
+    statement_csv_rows,
+    statement_scope,
+)
+from usage.whatif import whatif_replay
+
+PERIOD_CHOICES = 12  # months offered by the period picker
+
+
+def period_choices(company, now=None) -> list[str]:
+    """The billing months a statement exists for, newest first (at most a year)."""
+    tz = company.tz
+    current = period_of(now or timezone.now(), tz)
+    first = company_first_period(company)
+    out = []
+    month = current
+    while month >= first and len(out) < PERIOD_CHOICES:
+        out.append(f"{month:%Y-%m}")
+        month = (month - dt.timedelta(days=1)).replace(day=1)
+    return out
+
+
+class StatementMixin(PortalMixin):
+    def statement(self) -> Statement:
+        scope = statement_scope(self.scope, self.request.GET.get("office"))
+        period = period_parse(self.kwargs["period"], company=scope.company)
+        return statement_build(scope, period=period)
+
+    def office_query(self) -> str:
+        office = self.request.GET.get("office")
+        return f"?office={office}" if office and self.scope.offices().filter(slug=office) else ""
+
+
+class StatementPickView(PortalMixin, View):
+    """The period picker's target: ?period=YYYY-MM → that period's statement page."""
+
+    def get(self, request):
+        text = (
+            request.GET.get("period") or f"{period_of(timezone.now(), self.scope.company.tz):%Y-%m}"
+        )
+        period = period_parse(text, company=self.scope.company)
+        target = "portal:whatif" if request.GET.get("what") == "whatif" else "portal:statement"
+        return redirect(target, period=f"{period:%Y-%m}")
+
+
+class StatementView(StatementMixin, TemplateView):
+    template_name = "usage/statement.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        statement = self.statement()
+        query = self.office_query()
+        context.update(
+            statement=statement,
+            movements=[(m, MOVEMENT_LABELS[m]) for m in MOVEMENTS],
+            periods=period_choices(self.scope.company),
+            csv_url=reverse("portal:statement_csv", args=[statement.period_text]) + query,
+            pdf_url=reverse("portal:statement_pdf", args=[statement.period_text]) + query,
+            whatif_url=reverse("portal:whatif", args=[statement.period_text])
+            if self.scope.is_company_admin
+            else None,
+            ends_on=period_end(statement.period) - dt.timedelta(days=1),
+        )
+        return context
+
+
+class StatementCsvView(StatementMixin, View):
+    def get(self, request, period):
+        statement = self.statement()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in statement_csv_rows(statement):
+            writer.writerow(row)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="statement-{statement.company.slug}-{statement.period_text}.csv"'
+        )
+        return response
+
+
+def refuse_fetch(url, *args, **kwargs):
+    """WeasyPrint's URL fetcher: the PDF loads nothing, local or remote (its stylesheet
+    is part of the document)."""
+    raise ValueError(f"The statement PDF loads no external resource ({url[:60]}).")
+
+
+def statement_pdf(statement: Statement) -> bytes:
+    from weasyprint import HTML  # imported on use: a heavy import most requests skip
+
+    html = render_to_string(
+        "usage/statement_pdf.html",
+        {
+            "statement": statement,
+            "movements": [(m, MOVEMENT_LABELS[m]) for m in MOVEMENTS],
+            "ends_on": period_end(statement.period) - dt.timedelta(days=1),
+            "generated_at": timezone.now(),
+        },
+    )
+    return HTML(string=html, url_fetcher=refuse_fetch, base_url=None).write_pdf()
+
+
+class StatementPdfView(StatementMixin, View):
+    def get(self, request, period):
+        statement = self.statement()
+        response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="statement-{statement.company.slug}-{statement.period_text}.pdf"'
+        )
+        return response
+
+
+class WhatIfView(PortalMixin, TemplateView):
+    """Company admins only: a replay shows every office's figures."""
+
+    template_name = "usage/whatif.html"
+
+    def get_context_data(self, **kwargs):
+        if not self.scope.is_company_admin:
+            raise PermissionDenied("Only company admins see the what-if of the whole company.")
+        context = super().get_context_data(**kwargs)
+        company = self.scope.company
+        period = period_parse(self.kwargs["period"], company=company)
+        context.update(
+            whatif=whatif_replay(company, period=period),
+            periods=period_choices(company),
+            statement_url=reverse("portal:statement", args=[f"{period:%Y-%m}"]),
+        )
+        return context
