@@ -106,15 +106,29 @@ class StatementCsvView(StatementMixin, View):
         return response
 
 
-def refuse_fetch(url, *args, **kwargs):
-    """WeasyPrint's URL fetcher: the PDF loads nothing, local or remote (its stylesheet
-    is part of the document)."""
-    raise ValueError(f"The statement PDF loads no external resource ({url[:60]}).")
+class RemoteAssetRefused(ValueError):
+    pass
+
+
+def refuse_fetch(url: str):
+    """What the PDF's URL fetcher does with any URL: refuse it. The statement's PDF loads
+    nothing, local or remote (its stylesheet is part of the document)."""
+    raise RemoteAssetRefused(f"The statement PDF loads no external resource ({url[:60]}).")
+
+
+def pdf_render(html: str) -> bytes:
+    """`html` printed by WeasyPrint with a URL fetcher that fetches nothing."""
+    from weasyprint import HTML  # imported on use: a heavy import most requests skip
+    from weasyprint.urls import URLFetcher
+
+    class NoFetcher(URLFetcher):
+        def fetch(self, url, headers=None):
+            return refuse_fetch(url)
+
+    return HTML(string=html, url_fetcher=NoFetcher(), base_url=None).write_pdf()
 
 
 def statement_pdf(statement: Statement) -> bytes:
-    from weasyprint import HTML  # imported on use: a heavy import most requests skip
-
     html = render_to_string(
         "usage/statement_pdf.html",
         {
@@ -124,7 +138,7 @@ def statement_pdf(statement: Statement) -> bytes:
             "generated_at": timezone.now(),
         },
     )
-    return HTML(string=html, url_fetcher=refuse_fetch, base_url=None).write_pdf()
+    return pdf_render(html)
 
 
 class StatementPdfView(StatementMixin, View):

@@ -66,12 +66,20 @@ def _in_units(name: str):
     return Cast(Round(scaled, output_field=DecimalField()), BigIntegerField())
 
 
-REPLAY_COLUMNS = ("office_id", "cost_u", "allowance_u", "uncovered_u", "account_u", "created_at")
+REPLAY_COLUMNS = (
+    "pk",
+    "office_id",
+    "cost_u",
+    "allowance_u",
+    "uncovered_u",
+    "account_u",
+    "created_at",
+)
 
 
 def replay_records(company: Company, starts_at: dt.datetime, ends_at: dt.datetime):
     """The standard usage records charged in [starts_at, ends_at), in charge order, with
-    what the replay needs, streamed: (office pk, cost, allowance part, uncovered, the
+    what the replay needs, streamed: (record pk, office pk, cost, allowance part, uncovered, the
     funding wallet's balance after it or -1, created_at); amounts in 1/10000 credits."""
     # The own wallet's balance after the record while pooling was off; -1 otherwise.
     wallet_after = Case(
@@ -153,6 +161,29 @@ class WhatIf:
         )
 
 
+def _batch_marker():
+    """record pk → the id of the first ledger entry its batch's usage wrote, or 0 when it
+    wrote none. Only asked when a ledger entry and a record carry the same moment (a
+    frozen clock): the entry came first iff its id is below the batch's own entry (ids
+    are given in write order, and a batch writes its entries after its draws); a batch
+    that drew on no balance came first (an inflow before it would have been drawn on)."""
+    cache: dict[int, int] = {}
+
+    def marker(record_pk: int) -> int:
+        if record_pk not in cache:
+            batch = UsageRecord.objects.filter(pk=record_pk).values_list("batch", flat=True)
+            first = (
+                LedgerEntry.objects.filter(usage_batch__in=batch)
+                .order_by("id")
+                .values_list("id", flat=True)
+                .first()
+            )
+            cache[record_pk] = first or 0
+        return cache[record_pk]
+
+    return marker
+
+
 def _pooled_throughout(company: Company, starts_at, ends_at) -> bool:
     """Pooling was on when the period began and no toggle happened during it."""
     changes = PoolingChange.objects.filter(company=company)
@@ -192,7 +223,7 @@ def whatif_replay(company: Company, *, period: dt.date) -> WhatIf:
         )
         .exclude(entry_type=EntryType.USAGE)
         .order_by("created_at", "id")
-        .values_list("created_at", "account_id", "entry_type", "amount", "balance_after")
+        .values_list("created_at", "account_id", "entry_type", "amount", "balance_after", "id")
     )
     actual_wallet = {pk: opening[pk] for pk in wallets}
     wallet_total = sum(actual_wallet.values())
@@ -208,11 +239,14 @@ def whatif_replay(company: Company, *, period: dt.date) -> WhatIf:
     records = 0
     next_at = entries[0][0] if entries else None
     i = 0
-    for office_id, cost, allowance, uncovered, wallet_after, created_at in replay_records(
+    marker = _batch_marker()
+    for pk, office_id, cost, allowance, uncovered, wallet_after, created_at in replay_records(
         company, starts_at, ends_at
     ):
-        while next_at is not None and next_at <= created_at:
-            _, account_id, entry_type, amount, balance_after = entries[i]
+        while next_at is not None and (
+            next_at < created_at or (next_at == created_at and marker(pk) > entries[i][5])
+        ):
+            _, account_id, entry_type, amount, balance_after, _ = entries[i]
             if entry_type in INFLOWS:
                 units = _units(amount)
                 inflows += units
@@ -246,7 +280,7 @@ def whatif_replay(company: Company, *, period: dt.date) -> WhatIf:
             if elsewhere > idle[office_id]:
                 idle[office_id] = elsewhere
     # Inflows written after the last record still count towards the pool's closing.
-    for _, _account_id, entry_type, amount, _after in entries[i:]:
+    for _, _account_id, entry_type, amount, _after, _ in entries[i:]:
         if entry_type in INFLOWS:
             inflows += _units(amount)
             pool = max(pool + _units(amount), 0)
