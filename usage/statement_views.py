@@ -19,6 +19,7 @@ from django.views.generic import TemplateView
 
 from core.errors import PermissionDenied
 from credits.periods import period_end, period_of
+from offices.templatetags.portal_format import credits
 from offices.views import PortalMixin
 from usage.statements import (
     MOVEMENT_LABELS,
@@ -128,12 +129,94 @@ def pdf_render(html: str) -> bytes:
     return HTML(string=html, url_fetcher=NoFetcher(), base_url=None).write_pdf()
 
 
+def _columns(cells: list[str], widths: list[int]) -> str:
+    """One line of a fixed-width table: the first column left-aligned, the rest right."""
+    first, *rest = cells
+    return first[: widths[0]].ljust(widths[0]) + "".join(
+        cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)
+    )
+
+
+def statement_text_tables(statement: Statement) -> dict[str, list[str]]:
+    """The statement's two tables as lines of fixed-width text, for the PDF: WeasyPrint
+    lays out a line of text far faster than a table cell (2 s → 0.3 s at 50 offices)."""
+    balance_widths = [24, 14, *[14] * len(MOVEMENTS), 14, 6]
+    short = {
+        "purchases": "Purchases",
+        "grants": "Grants",
+        "auto_recharges": "Auto-rech.",
+        "transfers_in": "Pool in",
+        "transfers_out": "Pool out",
+        "adjustments": "Adjustments",
+        "usage": "Usage",
+    }
+    balances = [
+        _columns(
+            ["Balance", "Opening", *[short[m] for m in MOVEMENTS], "Closing", "Tie"],
+            balance_widths,
+        )
+    ]
+    for line in [*statement.balances, None, statement.balance_totals]:
+        if line is None:
+            balances.append("-" * sum(balance_widths))
+            continue
+        balances.append(
+            _columns(
+                [
+                    line.label,
+                    credits(line.opening),
+                    *[credits(getattr(line, m)) for m in MOVEMENTS],
+                    credits(line.closing),
+                    "yes" if line.ties_out else "NO",
+                ],
+                balance_widths,
+            )
+        )
+    office_widths = [22, 10, 13, 13, 13, 13, 12, 13, 9, 14]
+    offices = [
+        _columns(
+            [
+                "Office",
+                "Credits",
+                "Included",
+                "Allow. used",
+                "Pool",
+                "Wallet",
+                "AI",
+                "Uncovered",
+                "Events",
+                "Cost",
+            ],
+            office_widths,
+        )  # fmt: skip
+    ]
+
+    def figures(name, label, f):
+        return _columns(
+            [name, label, credits(f.included), credits(f.used), credits(f.pool_drawn),
+             credits(f.wallet_drawn), credits(f.ai_drawn), credits(f.uncovered),
+             f"{f.events:,}", credits(f.cost_total)],
+            office_widths,
+        )  # fmt: skip
+
+    offices += [
+        figures(line.office, "AI agent" if line.kind == "ai_agent" else "Standard", line.figures)
+        for line in statement.offices
+    ]
+    offices.append("-" * sum(office_widths))
+    offices += [
+        figures("Total", "AI agent" if f.kind == "ai_agent" else "Standard", f)
+        for f in statement.kind_totals
+    ]
+    return {"balances": balances, "offices": offices}
+
+
 def statement_pdf(statement: Statement) -> bytes:
     html = render_to_string(
         "usage/statement_pdf.html",
         {
             "statement": statement,
-            "movements": [(m, MOVEMENT_LABELS[m]) for m in MOVEMENTS],
+            "tables": statement_text_tables(statement),
             "ends_on": period_end(statement.period) - dt.timedelta(days=1),
             "generated_at": timezone.now(),
         },

@@ -32,9 +32,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, DecimalField, F, Func, Value, When
 from django.db.models.functions import Cast
 
+from core.db import POSTGRESQL, dialect
 from core.money import ZERO
 from credits.allocation import allocate
 from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
@@ -66,29 +68,46 @@ def _in_units(name: str):
     return Cast(Round(scaled, output_field=DecimalField()), BigIntegerField())
 
 
-REPLAY_COLUMNS = (
-    "pk",
-    "office_id",
-    "cost_u",
-    "allowance_u",
-    "uncovered_u",
-    "account_u",
-    "created_at",
-)
+REPLAY_COLUMNS = ("pk", "office_id", "cost_u", "allowance_u", "uncovered_u", "wallet_u")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def micros(moment: dt.datetime) -> int:
+    """A moment as integer microseconds since 1970 (exact, cheap to compare)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+# PostgreSQL: the same rows as the ORM query below, with every value an integer, read
+# through a server-side cursor: converting numerics to Decimal and timestamps to
+# datetimes was most of the replay's time (bench/statements.py).
+REPLAY_SQL = f"""
+    SELECT id, office_id, (cost * {UNIT})::bigint, (allowance_part * {UNIT})::bigint,
+           (uncovered * {UNIT})::bigint,
+           CASE WHEN NOT pooling_on AND funding_balance_after IS NOT NULL
+                THEN (funding_balance_after * {UNIT})::bigint ELSE -1 END,
+           (EXTRACT(EPOCH FROM created_at) * 1000000)::bigint
+    FROM {UsageRecord._meta.db_table}
+    WHERE company_id = %s AND credit_kind = %s AND created_at >= %s AND created_at < %s
+    ORDER BY id
+"""  # noqa: S608 - no user input: table name and constants
 
 
 def replay_records(company: Company, starts_at: dt.datetime, ends_at: dt.datetime):
     """The standard usage records charged in [starts_at, ends_at), in charge order, with
-    what the replay needs, streamed: (record pk, office pk, cost, allowance part, uncovered, the
-    funding wallet's balance after it or -1, created_at); amounts in 1/10000 credits."""
-    # The own wallet's balance after the record while pooling was off; -1 otherwise.
+    what the replay needs, streamed: (record pk, office pk, cost, allowance part,
+    uncovered, its own wallet's balance after it while pooling was off (else -1), the
+    moment it was charged in microseconds); amounts in 1/10000 credits."""
+    if dialect() == POSTGRESQL:
+        yield from _replay_records_sql(company, starts_at, ends_at)
+        return
     wallet_after = Case(
         When(pooling_on=False, funding_balance_after__isnull=False,
              then=_in_units("funding_balance_after")),
         default=Value(-1),
         output_field=BigIntegerField(),
     )  # fmt: skip
-    return (
+    rows = (
         UsageRecord.objects.filter(
             company=company,
             credit_kind=CreditKind.STANDARD,
@@ -100,11 +119,20 @@ def replay_records(company: Company, starts_at: dt.datetime, ends_at: dt.datetim
             cost_u=_in_units("cost"),
             allowance_u=_in_units("allowance_part"),
             uncovered_u=_in_units("uncovered"),
-            account_u=wallet_after,
+            wallet_u=wallet_after,
         )
-        .values_list(*REPLAY_COLUMNS)
+        .values_list(*REPLAY_COLUMNS, "created_at")
         .iterator(chunk_size=CHUNK)
     )
+    for *values, created_at in rows:
+        yield (*values, micros(created_at))
+
+
+def _replay_records_sql(company, starts_at, ends_at):
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.cursor.itersize = CHUNK  # psycopg's named cursor: rows per round trip
+        cursor.execute(REPLAY_SQL, [company.pk, CreditKind.STANDARD, starts_at, ends_at])
+        yield from cursor
 
 
 @dataclass
@@ -228,57 +256,55 @@ def whatif_replay(company: Company, *, period: dt.date) -> WhatIf:
     actual_wallet = {pk: opening[pk] for pk in wallets}
     wallet_total = sum(actual_wallet.values())
     inflows = 0
-    clamped = 0
 
     names = dict(Office.objects.filter(company=company).values_list("pk", "name"))
     actual_unc: dict[int, int] = defaultdict(int)
     replay_unc: dict[int, int] = defaultdict(int)
     idle: dict[int, int] = defaultdict(int)
     events: dict[int, int] = defaultdict(int)
-    actual_funded = replayed_funded = 0
-    records = 0
-    next_at = entries[0][0] if entries else None
+    records = rest_total = 0
+    moments = [micros(e[0]) for e in entries]
+    never = 2**63  # after every moment: no ledger entry left to apply
+    next_at = moments[0] if moments else never
     i = 0
     marker = _batch_marker()
-    for pk, office_id, cost, allowance, uncovered, wallet_after, created_at in replay_records(
+    own_wallet = wallet_of_office.get
+    for pk, office_id, cost, allowance, uncovered, wallet_after, at in replay_records(
         company, starts_at, ends_at
     ):
-        while next_at is not None and (
-            next_at < created_at or (next_at == created_at and marker(pk) > entries[i][5])
-        ):
+        # First the ledger entries written before this record (same moment: see marker).
+        while next_at <= at and (next_at < at or marker(pk) > entries[i][5]):
             _, account_id, entry_type, amount, balance_after, _ = entries[i]
             if entry_type in INFLOWS:
                 units = _units(amount)
                 inflows += units
-                pool += units
-                if pool < 0:  # a correction larger than what the replay left: take it all
-                    clamped -= pool
-                    pool = 0
+                # a correction larger than what the replay left takes it all, no more
+                pool = max(pool + units, 0)
             if account_id in actual_wallet:
                 after = _units(balance_after)
                 wallet_total += after - actual_wallet[account_id]
                 actual_wallet[account_id] = after
             i += 1
-            next_at = entries[i][0] if i < len(entries) else None
+            next_at = moments[i] if i < len(moments) else never
         records += 1
         events[office_id] += 1
+        rest_total += cost - allowance
         split = allocate(cost, allowance_remaining=allowance, balance=pool)
-        pool -= split.funded
-        replayed_funded += split.funded
-        actual_funded += cost - allowance - uncovered
+        if split.funded:
+            pool -= split.funded
         if split.uncovered:
             replay_unc[office_id] += split.uncovered
-        if wallet_after >= 0:
-            own = wallet_of_office.get(office_id)
-            if own is not None:
-                wallet_total += wallet_after - actual_wallet[own]
-                actual_wallet[own] = wallet_after
+        if wallet_after >= 0:  # pooling was off: the office's wallet paid, or was empty
+            own = own_wallet(office_id)
+            wallet_total += wallet_after - actual_wallet[own]
+            actual_wallet[own] = wallet_after
         if uncovered:
             actual_unc[office_id] += uncovered
-            own_balance = actual_wallet.get(wallet_of_office.get(office_id), 0)
-            elsewhere = wallet_total - own_balance
+            elsewhere = wallet_total - actual_wallet.get(own_wallet(office_id), 0)
             if elsewhere > idle[office_id]:
                 idle[office_id] = elsewhere
+    actual_funded = rest_total - sum(actual_unc.values())
+    replayed_funded = rest_total - sum(replay_unc.values())
     # Inflows written after the last record still count towards the pool's closing.
     for _, _account_id, entry_type, amount, _after, _ in entries[i:]:
         if entry_type in INFLOWS:
