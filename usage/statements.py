@@ -118,8 +118,8 @@ MOVEMENT_LABELS = {
     "purchases": "Purchases",
     "grants": "Grants",
     "auto_recharges": "Auto-recharges",
-    "transfers_in": "Pooling transfers in",
-    "transfers_out": "Pooling transfers out",
+    "transfers_in": "Pooled in",
+    "transfers_out": "Pooled out",
     "adjustments": "Adjustments",
     "usage": "Usage draws",
 }
