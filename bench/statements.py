@@ -134,6 +134,15 @@ def statement_benchmarks(config: dict) -> list[Result]:
         for _row in cur:
             rows += 1
     raw_rate = rows / (time.perf_counter() - started)
+    # ... and the replay's own query (integers only), read plainly: what the replay adds.
+    from usage.whatif import REPLAY_SQL as REPLAY_INT_SQL
+
+    started = time.perf_counter()
+    with raw_connect() as conn, conn.cursor(name="replay-int-baseline") as cur:
+        cur.itersize = 20_000
+        cur.execute(REPLAY_INT_SQL, [company.pk, "standard", starts_at, ends_at])
+        int_rows = sum(1 for _row in cur)
+    int_rate = int_rows / (time.perf_counter() - started)
 
     from django.db import transaction
 
@@ -145,7 +154,8 @@ def statement_benchmarks(config: dict) -> list[Result]:
     passed = rate >= REPLAY_RATE and memory.growth <= REPLAY_GROWTH_MB and whatif.records >= rows
     note = (
         f"{whatif.records:,} standard records in {seconds:.2f} s, memory growth "
-        f"{memory.growth:.0f} MB; plain read {rows:,} rows at {raw_rate:,.0f} rows/s; "
+        f"{memory.growth:.0f} MB; plain read {rows:,} rows at {raw_rate:,.0f} rows/s "
+        f"(numeric columns), {int_rate:,.0f} rows/s (the replay's integer query); "
         f"replay matches actual: {whatif.replay_matches_actual}"
     )
     print(f"  what-if replay: {rate:,.0f} records/s ({note})", flush=True)
