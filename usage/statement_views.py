@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -56,8 +57,9 @@ class StatementMixin(PortalMixin):
         return statement_build(scope, period=period)
 
     def office_query(self) -> str:
+        """?office=… of this request, once statement() has accepted it."""
         office = self.request.GET.get("office")
-        return f"?office={office}" if office and self.scope.offices().filter(slug=office) else ""
+        return f"?{urlencode({'office': office})}" if office else ""
 
 
 class StatementPickView(PortalMixin, View):

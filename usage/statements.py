@@ -508,7 +508,8 @@ def statement_scope(scope: PortalScope, office_slug: str | None) -> PortalScope:
     else NotFound: another company's office or an office an office admin does not run)."""
     if not office_slug:
         return scope
-    office = scope.offices().filter(slug=str(office_slug)[:60]).first()
+    slug = str(office_slug)[:60]
+    office = None if "\x00" in slug else scope.offices().filter(slug=slug).first()
     if office is None:
         raise NotFound(f"No office {str(office_slug)[:60]!r} in your statement.")
     return PortalScope(

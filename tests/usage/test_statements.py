@@ -306,6 +306,7 @@ def test_bad_periods_and_offices_get_a_clear_answer_and_change_nothing(history, 
         "/statements/1999-01/": 404,
         f"/statements/{future}/": 404,
         f"/statements/{_period()}/?office=paris": 404,  # Globex's office
+        f"/statements/{_period()}/?office=%00": 404,
         "/statements/?period=abc": 400,
         "/what-if/abc/": 400,
         f"/what-if/{future}/": 404,
@@ -321,6 +322,7 @@ def test_bad_periods_and_offices_get_a_clear_answer_and_change_nothing(history, 
     assert api.get("/api/v1/statements/2026-13").status_code == 400
     assert api.get("/api/v1/statements/abc").json()["detail"].startswith("period:")
     assert api.get("/api/v1/statements/1999-01").status_code == 404
+    assert api.get(f"/api/v1/statements/{_period()}?office=%00").status_code == 404
     # Globex's key: Acme's office is not one of its offices
     assert api.get(f"/api/v1/statements/{_period()}?office=austin").status_code == 404
     assert before == (
