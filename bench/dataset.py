@@ -28,10 +28,10 @@ UNIT = 10_000  # amounts are handled as integers of 1/10000 credit
 MONTHS = 12  # a year of history, ending with the current (partial) month
 
 
-def _window() -> tuple[dt.datetime, dt.datetime]:
-    """From the first day of the month 11 months ago to the start of this hour."""
+def _window(months: int = MONTHS) -> tuple[dt.datetime, dt.datetime]:
+    """From the first day of the month `months - 1` months ago to the start of this hour."""
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    index = now.year * 12 + now.month - 1 - (MONTHS - 1)
+    index = now.year * 12 + now.month - 1 - (months - 1)
     return dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC), now
 
 
@@ -92,14 +92,17 @@ def _registry(cur) -> None:
     )
 
 
-def dataset_ensure(*, name: str, offices: int, records: int, log=print) -> Dataset:
-    """The dataset `name` with `offices` offices and `records` usage records, generated
-    unless an identical one (same version, size and schema) already exists."""
+def dataset_ensure(
+    *, name: str, offices: int, records: int, months: int = MONTHS, log=print
+) -> Dataset:
+    """The dataset `name` with `offices` offices and `records` usage records spread over
+    `months` months (the last one being the current month, to date), generated unless an
+    identical one (same version, size, window and schema) already exists."""
     started = time.perf_counter()
     slug = f"bench-ds-{name}"
     with raw_connect(autocommit=True) as conn, conn.cursor() as cur:
         _registry(cur)
-        start, end = _window()
+        start, end = _window(months)
         version = f"v{GENERATOR_VERSION}-{offices}-{records}-{start:%Y%m}-{_schema_key(cur)}"
         cur.execute(
             "SELECT d.company_id FROM bench_dataset d JOIN offices_company c "
@@ -114,7 +117,7 @@ def dataset_ensure(*, name: str, offices: int, records: int, log=print) -> Datas
     company_drop(slug)
     log(f"  generating dataset {name!r}: {offices} offices, {records:,} usage records …")
     company = company_build(slug=slug, offices=offices, pooling=True, pool_credits=None)
-    _generate(company, offices=offices, records=records, start=start, end=end)
+    _generate(company, offices=offices, records=records, start=start, end=end, months=months)
     from usage.rollups import usage_days_rebuild
 
     usage_days_rebuild([company.pk])  # the day rollups the allocation service would keep
@@ -143,7 +146,7 @@ def _month_start(moment: dt.datetime) -> dt.date:
     return moment.date().replace(day=1)
 
 
-def _generate(company, *, offices: int, records: int, start, end) -> None:
+def _generate(company, *, offices: int, records: int, start, end, months: int = MONTHS) -> None:
     rnd = random.Random(f"{company.slug}-{records}")  # noqa: S311 - reproducible test data
     with raw_connect() as conn, conn.cursor() as cur:
         cur.execute(
@@ -257,7 +260,7 @@ def _generate(company, *, offices: int, records: int, start, end) -> None:
             "COPY credits_allowance (office_id, company_id, kind, period, included, used, "
             "cost_total, pool_drawn, wallet_drawn, ai_drawn, uncovered, events) FROM STDIN"
         ) as copy:
-            for m in range(MONTHS):
+            for m in range(months):
                 month = dt.date(start.year + (start.month - 1 + m) // 12,
                                 (start.month - 1 + m) % 12 + 1, 1)  # fmt: skip
                 for office in office_ids:

@@ -1,4 +1,5 @@
-"""The one entry point: `python -m bench [--quick] [--only ingest,single,history,balance]`.
+"""The one entry point: `python -m bench [--quick] [--only SECTIONS]`, sections among
+ingest,single,history,balance,statements.
 
 Needs DATABASE_URL (PostgreSQL; the database is created and migrated if missing). Prints
 benchmark | measured | baseline | ratio | target | PASS/FAIL and writes the same as JSON
@@ -19,7 +20,7 @@ import warnings
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SECTIONS = ("ingest", "single", "history", "balance")
+SECTIONS = ("ingest", "single", "history", "balance", "statements")
 
 FULL = {
     "batch_events": 200_000,
@@ -32,6 +33,8 @@ FULL = {
     "page_repeats": 20,
     "balance_offices": 200,
     "balance_records": 240_000,
+    "statement_records": 1_000_000,
+    "statement_offices": 50,
 }
 QUICK = {
     "batch_events": 20_000,
@@ -44,6 +47,8 @@ QUICK = {
     "page_repeats": 10,
     "balance_offices": 200,
     "balance_records": 24_000,
+    "statement_records": 50_000,
+    "statement_offices": 50,
 }
 
 
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     _setup_django()
-    from bench import history, ingest
+    from bench import history, ingest, statements
 
     print(
         f"bench: {'quick' if args.quick else 'full'} run, sections {', '.join(sections)}, "
@@ -153,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         results += history.history_benchmarks(config)
     if "balance" in sections:
         results += history.balance_benchmarks(config)
+    if "statements" in sections:
+        results += statements.statement_benchmarks(config)
     elapsed = time.perf_counter() - started
 
     print()

@@ -20,6 +20,7 @@ from core.json_render import json_bytes
 from credits.api import router as credits_router
 from usage.api import router as usage_router
 from usage.api_auth import ApiKeyAuth
+from usage.statement_api import router as statements_router
 
 MAX_BODY_BYTES = 1024 * 1024
 # orjson reads integers beyond 64 bits as floats, where the standard parser keeps them
@@ -113,6 +114,7 @@ api = CreditPoolingAPI(
 )
 api.add_router("/v1/", usage_router)
 api.add_router("/v1/", credits_router)
+api.add_router("/v1/", statements_router)
 
 
 def _error(request, status: int, detail: str, errors: list | None = None, **headers):

@@ -5,6 +5,7 @@ from django.urls import include, path
 from config.api import api
 from credits import views as credits_views
 from offices import views as offices_views
+from usage import statement_views
 from usage import views as usage_views
 
 # The portal's pages, from each app that owns them, under one namespace.
@@ -14,6 +15,23 @@ portal = (
         path("balance/", credits_views.BalanceView.as_view(), name="balance"),
         path("credits/add/", credits_views.AddCreditsView.as_view(), name="add_credits"),
         path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
+        path("statements/", statement_views.StatementPickView.as_view(), name="statement_pick"),
+        path(
+            "statements/<str:period>/",
+            statement_views.StatementView.as_view(),
+            name="statement",
+        ),
+        path(
+            "statements/<str:period>/statement.csv",
+            statement_views.StatementCsvView.as_view(),
+            name="statement_csv",
+        ),
+        path(
+            "statements/<str:period>/statement.pdf",
+            statement_views.StatementPdfView.as_view(),
+            name="statement_pdf",
+        ),
+        path("what-if/<str:period>/", statement_views.WhatIfView.as_view(), name="whatif"),
     ],
     "portal",
 )

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything (Python packages; Debian's Chromium when missing and we are root)
-# and runs the whole test suite on PostgreSQL, in parallel. Extra arguments go to pytest.
+# Installs everything (Python packages; Debian's Chromium and WeasyPrint's libraries when
+# missing and we are root) and runs the whole test suite on PostgreSQL, in parallel. Extra
+# arguments go to pytest.
 source "$(dirname "$0")/_venv.sh"
 venv_install dev
+pdf_libs_ensure
 if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     if [ "$(id -u)" = "0" ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

@@ -1,11 +1,19 @@
 """Services and their rates (editable data) and usage records (read-only history)."""
 
+import datetime as dt
+
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from credits import admin as credits_admin
 from credits.admin import OfficeFilter, PeriodFilter, ReadOnlyAdmin
+from credits.periods import period_of
+from offices.models import Company
 from usage.models import Service, UsageRecord
+from usage.statements import company_first_period
+from usage.whatif import whatif_replay
 
 
 @admin.register(Service)
@@ -67,6 +75,91 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     def ledger_link(self, obj):
         url = reverse("admin:credits_ledgerentry_changelist")
         return format_html('<a href="{}?q={}">Ledger entries of this batch</a>', url, obj.batch)
+
+
+# The company page, with what pooling would have saved (SPEC §9.2) ------------------
+#
+# credits' CompanyAdmin cannot show it (usage is the layer above credits), so usage
+# extends it here and registers the extension in its place: same page, one more
+# read-only field. Whatever credits adds to its CompanyAdmin is inherited.
+
+
+def whatif_periods(company, now=None) -> list[dt.date]:
+    """The what-if periods care sees: the last complete month (if the company had one)
+    and the current month to date."""
+    tz = company.tz
+    current = period_of(now or timezone.now(), tz)
+    previous = (current - dt.timedelta(days=1)).replace(day=1)
+    first = company_first_period(company)
+    return [p for p in (previous, current) if p >= first]
+
+
+def whatif_html(company) -> str:
+    rows, details = [], []
+    for period in whatif_periods(company):
+        w = whatif_replay(company, period=period)
+        check = (
+            ("replays exactly" if w.replay_matches_actual else "REPLAY DIFFERS")
+            if w.pooled_throughout
+            else "pooling off for some or all of it"
+        )
+        rows.append(
+            (
+                f"{period:%B %Y}",
+                f"{w.actual_uncovered:,}",
+                f"{w.replayed_uncovered:,}",
+                f"{w.covered_by_pooling:,}",
+                f"{w.wallets_closing:,}",
+                check,
+            )
+        )
+        details += [
+            (
+                f"{period:%Y-%m}",
+                o.name,
+                f"{o.actual_uncovered:,}",
+                f"{o.replayed_uncovered:,}",
+                f"{o.idle_elsewhere:,}",
+            )
+            for o in w.offices
+            if o.actual_uncovered or o.replayed_uncovered
+        ]
+    summary = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+    )
+    offices = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", details
+    )
+    return format_html(
+        '<table id="whatif-admin"><thead><tr><th>Period</th><th>Actual uncovered</th>'
+        "<th>With pooling</th><th>Pooling would have covered</th>"
+        "<th>Left in wallets</th><th>Check</th></tr></thead><tbody>{}</tbody></table>"
+        "<table><thead><tr><th>Period</th><th>Office</th><th>Actual uncovered</th>"
+        "<th>With pooling</th><th>Unused in other wallets</th></tr></thead>"
+        "<tbody>{}</tbody></table>"
+        '<p class="help">Standard usage replayed in charge order as if pooling had been on '
+        "all month (allowances unchanged; AI credits are never pooled). Read-only.</p>",
+        summary,
+        offices,
+    )
+
+
+class CompanyAdmin(credits_admin.CompanyAdmin):
+    readonly_fields = (*credits_admin.CompanyAdmin.readonly_fields, "pooling_whatif")
+    fieldsets = (
+        *credits_admin.CompanyAdmin.fieldsets,
+        ("What pooling would have saved", {"fields": ("pooling_whatif",)}),
+    )
+
+    @admin.display(description="What-if")
+    def pooling_whatif(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        return whatif_html(obj)
+
+
+admin.site.unregister(Company)
+admin.site.register(Company, CompanyAdmin)
 
 
 from usage import admin_api_keys  # noqa: E402, F401  (API keys live in their own module)

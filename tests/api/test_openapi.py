@@ -11,7 +11,16 @@ def test_the_openapi_schema_is_served_without_a_key_and_is_valid():
     schema = response.json()
     validate(schema)
     paths = schema["paths"]
-    assert set(paths) == {"/api/v1/usage-events", "/api/v1/balance"}
+    assert set(paths) == {
+        "/api/v1/usage-events",
+        "/api/v1/balance",
+        "/api/v1/statements/{period}",
+        "/api/v1/what-if/{period}",
+    }
+    for path in ("/api/v1/statements/{period}", "/api/v1/what-if/{period}"):
+        get = paths[path]["get"]
+        assert get["security"] == [{"ApiKeyAuth": []}]
+        assert {"200", "400", "401", "404"} <= set(get["responses"])
     assert set(paths["/api/v1/usage-events"]) == {"get", "post"}
     post = paths["/api/v1/usage-events"]["post"]
     assert {"200", "400", "401", "413", "415", "422"} <= set(post["responses"])
