@@ -35,36 +35,58 @@ from credits.ledger import Posting, post, post_sql
 from credits.models import Account, AccountKind, Allowance, EntryType
 from credits.routing import funding_kind
 from offices.locks import lock_company
-from offices.models import Company, Office
+from offices.models import Company, CreditKind, Office
 
-# The usage record's column that holds the part a balance of each kind paid.
+# The usage record's column that holds the part a balance of each kind paid (plain str
+# keys: looked up once per event).
 FUNDING_PART = {
-    AccountKind.POOL: "pool_part",
-    AccountKind.WALLET: "wallet_part",
-    AccountKind.AI_AGENT: "ai_part",
+    str(AccountKind.POOL): "pool_part",
+    str(AccountKind.WALLET): "wallet_part",
+    str(AccountKind.AI_AGENT): "ai_part",
 }
 # The allowance row's rollup of what a balance of each kind paid.
 FUNDING_DRAWN = {
-    AccountKind.POOL: "pool_drawn",
-    AccountKind.WALLET: "wallet_drawn",
-    AccountKind.AI_AGENT: "ai_drawn",
+    str(AccountKind.POOL): "pool_drawn",
+    str(AccountKind.WALLET): "wallet_drawn",
+    str(AccountKind.AI_AGENT): "ai_drawn",
 }
 
 
-@dataclass(frozen=True, slots=True)
+PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower
 class Draw:
-    """How one event's cost was paid: its split and the balance that funded it."""
+    """How one event's cost was paid: its split and the balance that funded it, with the
+    split by usage record column (what the records store)."""
 
     split: Split
     account: Account
     balance_after: Decimal
+    allowance_part: Decimal
+    pool_part: Decimal
+    wallet_part: Decimal
+    ai_part: Decimal
+    uncovered: Decimal
+
+    @classmethod
+    def of(cls, split: Split, account: Account) -> Draw:
+        paid_by = FUNDING_PART[account.kind]
+        funded = split.funded
+        return cls(
+            split,
+            account,
+            account.balance,
+            split.allowance,
+            funded if paid_by == "pool_part" else ZERO,
+            funded if paid_by == "wallet_part" else ZERO,
+            funded if paid_by == "ai_part" else ZERO,
+            split.uncovered,
+        )
 
     def parts(self) -> dict[str, Decimal]:
         """The split by usage record column (allowance, pool, wallet, AI, uncovered)."""
-        parts = {"allowance_part": self.split.allowance, "pool_part": ZERO}
-        parts.update(wallet_part=ZERO, ai_part=ZERO, uncovered=self.split.uncovered)
-        parts[FUNDING_PART[self.account.kind]] = self.split.funded
-        return parts
+        return {name: getattr(self, name) for name in PARTS}
 
 
 class ChargingSession:
@@ -73,6 +95,8 @@ class ChargingSession:
     def __init__(self, *, company: Company, batch: uuid.UUID, actor, writer: str):
         self.company = company
         self.pooling = company.pooling_enabled
+        # Which kind of account pays each credit kind, for the whole session.
+        self._routes = {k: funding_kind(k, pooling=self.pooling) for k in CreditKind.values}
         self.batch = batch
         self.actor = actor
         self.writer = writer
@@ -92,12 +116,14 @@ class ChargingSession:
 
     # Locks ---------------------------------------------------------------------------
 
-    def lock(self, needs: set[tuple[Office, str, object]]) -> None:
-        """Lock what the batch may draw on: `needs` holds (office, credit kind, period)."""
+    def lock(self, needs: set[tuple[int, str, object]], offices: dict[int, Office]) -> None:
+        """Lock what the batch may draw on: `needs` holds (office pk, credit kind, period);
+        `offices` the batch's offices by pk (a new month's allowance reads their plans)."""
+        routes = self._routes
         wanted = {
-            (kind, office.pk if kind == AccountKind.WALLET else None)
-            for office, credit_kind, _ in needs
-            for kind in [funding_kind(credit_kind, pooling=self.pooling)]
+            (kind, office_id if kind == AccountKind.WALLET else None)
+            for office_id, credit_kind, _ in needs
+            for kind in [routes[credit_kind]]
         }
         accounts = self._accounts_lock(wanted)
         if len(accounts) < len(wanted):
@@ -107,10 +133,8 @@ class ChargingSession:
         self._by_kind = {
             (a.kind, a.office_id if a.kind == AccountKind.WALLET else None): a for a in accounts
         }
-        keys = {(office.pk, credit_kind, period) for office, credit_kind, period in needs}
-        allowances = self._allowances_lock(keys)
-        if missing := keys - allowances.keys():
-            offices = {office.pk: office for office, _, _ in needs}
+        allowances = self._allowances_lock(needs)
+        if missing := needs - allowances.keys():
             allowances_create(company=self.company, keys=missing, offices_by_pk=offices)
             allowances.update(self._allowances_lock(missing))
         self.allowances = allowances
@@ -163,7 +187,7 @@ class ChargingSession:
     def draw(self, *, office_id: int, credit_kind: str, period, cost: Decimal) -> Draw:
         """Pay `cost` of one event: its office's allowance first, then the balance that
         funds `credit_kind` now, the rest uncovered (SPEC §3). In processing order."""
-        kind = funding_kind(credit_kind, pooling=self.pooling)
+        kind = self._routes[credit_kind]
         account = self._by_kind[kind, office_id if kind == AccountKind.WALLET else None]
         allowance = self.allowances[office_id, credit_kind, period]
         split = allocate(cost, allowance_remaining=allowance.remaining, balance=account.balance)
@@ -176,7 +200,7 @@ class ChargingSession:
         setattr(allowance, drawn, getattr(allowance, drawn) + split.funded)
         allowance.uncovered += split.uncovered
         allowance.events += 1
-        return Draw(split=split, account=account, balance_after=account.balance)
+        return Draw.of(split, account)
 
     # Flush ---------------------------------------------------------------------------
 

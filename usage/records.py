@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from django.db import connection
@@ -25,26 +26,13 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from core.db import POSTGRESQL
-from credits.charging import Draw
+from credits.charging import PARTS, Draw
 from offices.models import Office
 from usage.events import UsageEvent
 from usage.models import Service, UsageRecord
 from usage.rollups import usage_days_add, usage_days_add_sql
 
 PREPARED, DRAWN = "prepared", "drawn"
-
-
-@dataclass(slots=True)
-class Charge:
-    """One event on its way to becoming a usage record."""
-
-    event: UsageEvent
-    office: Office
-    service: Service
-    quantity: Decimal
-    cost: Decimal
-    period: dt.date
-    draw: Draw | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +44,21 @@ class Batch:
     batch: uuid.UUID
     created_by_id: int | None
     created_at: dt.datetime
+
+
+@dataclass(slots=True)
+class Charge:
+    """One event on its way to becoming a usage record: the row the columns read."""
+
+    event: UsageEvent
+    office: Office
+    service: Service
+    quantity: Decimal
+    cost: Decimal
+    period: dt.date
+    batch: Batch | None = None
+    pk: int | None = None  # drawn from the sequence up front on PostgreSQL
+    draw: Draw | None = None
 
 
 # COPY text format: backslash, tab, newline and carriage return are escaped; NUL cannot
@@ -76,56 +79,41 @@ def _copy_optional(value) -> str:
     return COPY_NULL if value is None else str(value)
 
 
-def _copy_bool(value: bool) -> str:
-    return "t" if value else "f"
-
-
-def _copy_moment(value) -> str:
-    return value.isoformat()
-
-
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One usage record column: its attname, its value for (charge, batch, pk), how COPY
-    writes it, and whether it is known before the balances are locked."""
+    """One usage record column: its attname, where a Charge holds its value (a dotted
+    path), how COPY writes it when str() would not do, and whether it is known before
+    the balances are locked."""
 
     name: str
-    value: Callable[[Charge, Batch, int | None], Any]
-    copy: Callable[[Any], str] = str
+    source: str
+    copy: Callable[[Any], str] | None = None  # None: str(value)
     stage: str = PREPARED
     sql_cast: str = ""
 
 
-def _part(name: str) -> Column:
-    return Column(name, lambda c, b, pk: c.draw.parts()[name], stage=DRAWN)
-
-
 COLUMNS: tuple[Column, ...] = (
-    Column("id", lambda c, b, pk: pk),
-    Column("company_id", lambda c, b, pk: b.company_id),
-    Column("office_id", lambda c, b, pk: c.office.id),
-    Column("service_id", lambda c, b, pk: c.service.id),
-    Column("external_id", lambda c, b, pk: c.event.external_id, _copy_text),
-    Column("credit_kind", lambda c, b, pk: c.service.credit_kind),
-    Column("quantity", lambda c, b, pk: c.quantity),
-    Column("rate", lambda c, b, pk: c.service.rate),
-    Column("cost", lambda c, b, pk: c.cost),
-    Column("occurred_at", lambda c, b, pk: c.event.occurred_at, _copy_moment),
-    Column("period", lambda c, b, pk: c.period, _copy_moment),
-    Column("pooling_on", lambda c, b, pk: b.pooling_on, _copy_bool),
-    Column("user_label", lambda c, b, pk: c.event.user_label, _copy_text),
-    Column("phone_number", lambda c, b, pk: c.event.phone_number, _copy_text),
-    Column("metadata", lambda c, b, pk: c.event.metadata, _copy_json, sql_cast="::jsonb"),
-    Column("batch", lambda c, b, pk: b.batch),
-    Column("created_by_id", lambda c, b, pk: b.created_by_id, _copy_optional),
-    Column("created_at", lambda c, b, pk: b.created_at, _copy_moment),
-    _part("allowance_part"),
-    _part("pool_part"),
-    _part("wallet_part"),
-    _part("ai_part"),
-    _part("uncovered"),
-    Column("funding_account_id", lambda c, b, pk: c.draw.account.id, stage=DRAWN),
-    Column("funding_balance_after", lambda c, b, pk: c.draw.balance_after, stage=DRAWN),
+    Column("id", "pk"),
+    Column("company_id", "batch.company_id"),
+    Column("office_id", "office.id"),
+    Column("service_id", "service.id"),
+    Column("external_id", "event.external_id", _copy_text),
+    Column("credit_kind", "service.credit_kind"),
+    Column("quantity", "quantity"),
+    Column("rate", "service.rate"),
+    Column("cost", "cost"),
+    Column("occurred_at", "event.occurred_at"),  # str(): ISO 8601 with a space
+    Column("period", "period"),
+    Column("pooling_on", "batch.pooling_on"),  # str(): True / False
+    Column("user_label", "event.user_label", _copy_text),
+    Column("phone_number", "event.phone_number", _copy_text),
+    Column("metadata", "event.metadata", _copy_json, sql_cast="::jsonb"),
+    Column("batch", "batch.batch"),
+    Column("created_by_id", "batch.created_by_id", _copy_optional),
+    Column("created_at", "batch.created_at"),
+    *(Column(part, f"draw.{part}", stage=DRAWN) for part in PARTS),
+    Column("funding_account_id", "draw.account.id", stage=DRAWN),
+    Column("funding_balance_after", "draw.balance_after", stage=DRAWN),
 )
 NAMES = tuple(c.name for c in COLUMNS)
 PREPARED_COLUMNS = tuple(c for c in COLUMNS if c.stage == PREPARED)
@@ -134,22 +122,59 @@ DRAWN_COLUMNS = tuple(c for c in COLUMNS if c.stage == DRAWN)
 assert COLUMNS == PREPARED_COLUMNS + DRAWN_COLUMNS
 
 
-def _values(columns, charge: Charge, batch: Batch, pk) -> list:
-    return [column.value(charge, batch, pk) for column in columns]
+class _Shape:
+    """How a run of columns is read from a Charge (one C-level attrgetter call) and
+    written as COPY text or INSERT parameters."""
+
+    def __init__(self, columns: tuple[Column, ...]):
+        self.columns = columns
+        self.values = attrgetter(*(c.source for c in columns))
+        self.copy_special = [(i, c.copy) for i, c in enumerate(columns) if c.copy]
+        self.json = [i for i, c in enumerate(columns) if c.sql_cast == "::jsonb"]
+
+    def copy_text(self, charge: Charge) -> str:
+        values = self.values(charge)
+        cells = list(map(str, values))
+        for i, fmt in self.copy_special:
+            cells[i] = fmt(values[i])
+        return "\t".join(cells)
+
+    def copy_maker(self, batch: Batch) -> Callable[[Charge], str]:
+        """`copy_text` for the charges of one batch, faster: the columns every record of
+        the batch shares are written once into a template, the rest formatted by it."""
+        shared = [c.source.startswith("batch.") for c in self.columns]
+        own = [c for c, common in zip(self.columns, shared, strict=True) if not common]
+        parts = []
+        for column, common in zip(self.columns, shared, strict=True):
+            if common:
+                value = attrgetter(column.source.removeprefix("batch."))(batch)
+                text = (column.copy or str)(value)
+                parts.append(text.replace("{", "{{").replace("}", "}}"))
+            else:
+                parts.append("{}")
+        template = "\t".join(parts).format
+        assert len(own) > 1, "attrgetter of one path returns the value, not a tuple"
+        values = attrgetter(*(c.source for c in own))
+        special = [(i, c.copy) for i, c in enumerate(own) if c.copy]
+
+        def line(charge: Charge) -> str:
+            cells = values(charge)
+            if special:
+                cells = list(cells)
+                for i, fmt in special:
+                    cells[i] = fmt(cells[i])
+            return template(*cells)  # format() writes str() of each cell
+
+        return line
+
+    def sql_params(self, charge: Charge) -> list:
+        params = list(self.values(charge))
+        for i in self.json:
+            params[i] = json.dumps(params[i])
+        return params
 
 
-def _copy_text_of(columns, charge: Charge, batch: Batch, pk) -> str:
-    """`columns` of one record as (part of) a line of COPY text."""
-    return "\t".join([c.copy(c.value(charge, batch, pk)) for c in columns])
-
-
-def _sql_params_of(columns, charge: Charge, batch: Batch, pk) -> list:
-    """`columns` of one record as INSERT parameters (JSON as text, cast in the SQL)."""
-    values = _values(columns, charge, batch, pk)
-    return [
-        json.dumps(v) if c.sql_cast == "::jsonb" else v
-        for c, v in zip(columns, values, strict=True)
-    ]
+ALL, PREPARED_SHAPE, DRAWN_SHAPE = _Shape(COLUMNS), _Shape(PREPARED_COLUMNS), _Shape(DRAWN_COLUMNS)
 
 
 def _related(writer, charge: Charge) -> dict:
@@ -164,18 +189,19 @@ class _Writer:
 
     def __init__(self, *, batch: Batch, charges: list[Charge], company, actor):
         self.batch, self.charges, self.company, self.actor = batch, charges, company, actor
-        self.ids: list[int | None] = [None] * len(charges)
+        for c in charges:
+            c.batch = batch
 
     def records(self) -> dict[str, UsageRecord]:
         """The saved records as model instances, built from the column spec (as Django
         unpickles them: no __init__, related objects attached)."""
         alias = connection.alias
         records = {}
-        for pk, c in zip(self.ids, self.charges, strict=True):
+        for c in self.charges:
             state = ModelState()
             state.adding, state.db = False, alias
             state.fields_cache = _related(self, c)
-            values = dict(zip(NAMES, _values(COLUMNS, c, self.batch, pk), strict=True))
+            values = dict(zip(NAMES, ALL.values(c), strict=True))
             values["_state"] = state
             record = UsageRecord.__new__(UsageRecord)
             record.__dict__ = values
@@ -189,13 +215,15 @@ class OrmWriter(_Writer):
     def write(self) -> None:
         self.built = []
         for c in self.charges:
-            values = dict(zip(NAMES[1:], _values(COLUMNS[1:], c, self.batch, None), strict=True))
+            values = dict(zip(NAMES, ALL.values(c), strict=True))
+            del values["id"]  # the database gives it
             record = UsageRecord(**values)
             # The related objects the caller already holds: no query per record later.
             record._state.fields_cache.update(_related(self, c))
             self.built.append(record)
         UsageRecord.objects.bulk_create(self.built)
-        self.ids = [r.pk for r in self.built]
+        for c, record in zip(self.charges, self.built, strict=True):
+            c.pk = record.pk
         usage_days_add(self.built, self.company.tz)
 
     def records(self) -> dict[str, UsageRecord]:
@@ -220,25 +248,23 @@ class SqlWriter(_Writer):
                 "generate_series(1, %s)",
                 [table, len(self.charges)],
             )
-            self.ids = [row[0] for row in cursor.fetchall()]
+            for c, row in zip(self.charges, cursor.fetchall(), strict=True):
+                c.pk = row[0]
         self.copy = len(self.charges) >= COPY_MIN_ROWS
-        shape = _copy_text_of if self.copy else _sql_params_of
-        self.prepared = [
-            shape(PREPARED_COLUMNS, c, self.batch, pk)
-            for pk, c in zip(self.ids, self.charges, strict=True)
-        ]
+        prepared = PREPARED_SHAPE
+        shape = prepared.copy_maker(self.batch) if self.copy else prepared.sql_params
+        self.prepared = [shape(c) for c in self.charges]
 
     def write(self) -> None:
         table = UsageRecord._meta.db_table
         columns = ", ".join(NAMES)
         tz = str(self.company.tz)
-        batch = self.batch
         if not self.copy:
             row = "({})".format(", ".join(f"%s{c.sql_cast}" for c in COLUMNS))
             params = []
             for prepared, c in zip(self.prepared, self.charges, strict=True):
                 params += prepared
-                params += _sql_params_of(DRAWN_COLUMNS, c, batch, None)
+                params += DRAWN_SHAPE.sql_params(c)
             # The records and their day rollups in one statement.
             sql = (
                 f"WITH new AS (INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
@@ -249,15 +275,17 @@ class SqlWriter(_Writer):
             with connection.cursor() as cursor:
                 cursor.execute(sql, [*params, tz, tz])
             return
+        tail = DRAWN_SHAPE.copy_maker(self.batch)
         lines = [
-            f"{prepared}\t{_copy_text_of(DRAWN_COLUMNS, c, batch, None)}\n"
+            f"{prepared}\t{tail(c)}\n"
             for prepared, c in zip(self.prepared, self.charges, strict=True)
         ]
         # Errors wrapped like the ORM's, so a unique-key race is retried (retry_on_conflict).
         with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write("".join(lines))
-            cursor.execute(_days_sql(f"FROM {table} r WHERE r.batch = %s"), [tz, tz, batch.batch])
+            sql = _days_sql(f"FROM {table} r WHERE r.batch = %s")
+            cursor.execute(sql, [tz, tz, self.batch.batch])
 
 
 def _days_sql(source: str) -> str:

@@ -81,25 +81,26 @@ def _validate(company: Company, items) -> tuple[list[UsageEvent], dict, dict]:
             ],
         )
     events, errors = events_parse(items)
-    # An event that failed its own checks is still checked against the company, so every
-    # problem is reported at once.
-    keys = {
-        i: (event.office, event.service) if event else (item.get("office"), item.get("service"))
-        for i, item in enumerate(items)
-        for event in [events.get(i)]
-        if event or isinstance(item, Mapping)
-    }
+    # (office, service) of each event; an item that failed its own checks is still
+    # checked against the company, so every problem is reported at once.
+    keys = {i: (e.office, e.service) for i, e in events.items()}
+    if errors:
+        keys |= {
+            i: (item.get("office"), item.get("service"))
+            for i, item in enumerate(items)
+            if i not in events and isinstance(item, Mapping)
+        }
     offices, services = _offices_and_services(
         company,
         {o for o, _ in keys.values() if _lookup_key(o)},
         {s for _, s in keys.values() if _lookup_key(s)},
     )
     reported = {(e["index"], e["field"]) for e in errors}
-    for i, (office, service) in sorted(keys.items()):
-        if (i, "office") not in reported and office not in offices:
+    for i, (office, service) in keys.items():
+        if office not in offices and (i, "office") not in reported:
             msg = f"No office {office!r} in this company."
             errors.append({"index": i, "field": "office", "message": msg})
-        if (i, "service") not in reported and service not in services:
+        if service not in services and (i, "service") not in reported:
             msg = f"Unknown service {service!r}."
             errors.append({"index": i, "field": "service", "message": msg})
     latest = timezone.now() + dt.timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
@@ -247,7 +248,10 @@ def _ingest(*, company, events, offices, services, actor, writer):
         company=company,
         actor=actor,
     )
-    session.lock({(c.office, c.service.credit_kind, c.period) for c in charges})
+    session.lock(
+        {(c.office.id, c.service.credit_kind, c.period) for c in charges},
+        offices={o.pk: o for o in offices.values()},
+    )
     for c in charges:
         c.draw = session.draw(
             office_id=c.office.id, credit_kind=c.service.credit_kind, period=c.period, cost=c.cost
