@@ -118,46 +118,102 @@ class UsageExportView(PortalMixin, View):
 
 
 CHART_WIDTH = 900
-CHART_HEIGHT = 200
-CHART_LEFT = 48  # room for the axis labels
-CHART_BOTTOM = 20
+CHART_HEIGHT = 220
+CHART_LEFT = 64  # room for the value ticks
+CHART_TOP = 16  # room for the unit
+CHART_BOTTOM = 22  # room for the date ticks
+Y_TICKS = 4
+
+# What paid, in stacking order: each funding source has its own colour (static/css).
+SOURCES = (
+    ("allowance_part", "allowance", "Allowance"),
+    ("pool_part", "pool", "Shared pool"),
+    ("wallet_part", "wallet", "Office wallet"),
+    ("ai_part", "ai", "AI agent credits"),
+    ("uncovered", "uncovered", "Uncovered overage"),
+)
+
+
+def nice_step(top: Decimal, ticks: int) -> Decimal:
+    """A round tick step (1, 2 or 5 × 10^n) so that `ticks` steps reach at least `top`."""
+    raw = top / ticks
+    power = Decimal(10) ** raw.adjusted()
+    for factor in (1, 2, 5, 10):
+        if power * factor >= raw:
+            return power * factor
+    return power * 10  # pragma: no cover - factor 10 always reaches raw
 
 
 def chart_bars(days: list[DayUsage]) -> dict:
-    """Geometry of a stacked bar chart (allowance / pool or wallet / uncovered) as plain
-    numbers for an inline SVG; no script and no inline style are needed to draw it."""
-    top = max((d.total for d in days), default=Decimal(0))
+    """Geometry of a stacked bar chart, one segment per funding source, with value ticks
+    on the y axis and weekly date ticks on the x axis, as plain numbers for an inline SVG;
+    no script and no inline style are needed to draw it."""
+    busiest = max((d.total for d in days), default=Decimal(0))
+    step = nice_step(busiest, Y_TICKS) if busiest > 0 else Decimal(1)
+    top = step * Y_TICKS
     plot_w = CHART_WIDTH - CHART_LEFT
-    plot_h = CHART_HEIGHT - CHART_BOTTOM
+    plot_h = CHART_HEIGHT - CHART_BOTTOM - CHART_TOP
+    base = CHART_TOP + plot_h
     slot = plot_w / max(len(days), 1)
     bar_w = max(slot * 0.7, 1)
     bars = []
     for i, day in enumerate(days):
         x = CHART_LEFT + i * slot + (slot - bar_w) / 2
-        y = plot_h
+        y = base
         segments = []
-        for css, value in (
-            ("seg-allowance", day.allowance),
-            ("seg-funded", day.funded),
-            ("seg-uncovered", day.uncovered),
-        ):
-            if value > 0 and top > 0:
-                h = float(value / top) * (plot_h - 4)
+        for field, css, _ in SOURCES:
+            value = getattr(day, field)
+            if value > 0:
+                h = float(value / top) * plot_h
                 y -= h
-                segments.append({"css": css, "y": round(y, 2), "h": round(max(h, 0.5), 2)})
-        bars.append({"day": day, "x": round(x, 2), "w": round(bar_w, 2), "segments": segments})
+                segments.append({"css": f"seg-{css}", "y": round(y, 2), "h": round(max(h, 0.5), 2)})
+        parts = [(label, getattr(day, field)) for field, _, label in SOURCES]
+        bars.append(
+            {
+                "day": day,
+                "x": round(x, 2),
+                "w": round(bar_w, 2),
+                "segments": segments,
+                "parts": [(label, value) for label, value in parts if value > 0],
+                "label_x": round(x + bar_w / 2, 2),
+                # A date under the first bar and every 7th after it.
+                "tick": i % 7 == 0,
+            }
+        )
+    y_ticks = [
+        {"value": step * n, "y": round(base - plot_h * n / Y_TICKS, 2)} for n in range(Y_TICKS + 1)
+    ]
     return {
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
         "left": CHART_LEFT,
+        "top_y": CHART_TOP,
+        "base": base,
         "plot_h": plot_h,
-        "label_y": CHART_HEIGHT - 4,
+        "label_y": CHART_HEIGHT - 6,
         "top": top,
+        "busiest": busiest,
+        "y_ticks": y_ticks,
         "bars": bars,
+        "total": sum((d.total for d in days), Decimal(0)),
         "first": days[0].day if days else None,
         "last": days[-1].day if days else None,
-        "empty": top <= 0,
+        "empty": busiest <= 0,
+        "sources": [{"css": css, "label": label} for _, css, label in SOURCES],
     }
+
+
+def service_columns(by_service: list[dict], *, pooling_on: bool) -> list[tuple[str, str]]:
+    """The funding columns of the by-service table: allowance and uncovered always, the
+    balance that funds usage now, and any other source that paid something this period
+    (after a pooling switch both the pool and the wallet)."""
+    columns = []
+    for field, _, label in SOURCES:
+        always = field in ("allowance_part", "uncovered")
+        current = field == ("pool_part" if pooling_on else "wallet_part")
+        if always or current or any(s[field] for s in by_service):
+            columns.append((field, label))
+    return columns
 
 
 class OfficeDetailView(PortalMixin, TemplateView):
@@ -173,6 +229,8 @@ class OfficeDetailView(PortalMixin, TemplateView):
         (row,) = office_rows(scope, period, offices=[office])
         accounts = {a.kind: a for a in visible_accounts(scope, [office.pk])}
         days = daily_usage(scope, office)
+        by_service = usage_by_service(scope, office, period.start)
+        columns = service_columns(by_service, pooling_on=company.pooling_enabled)
         context.update(
             office=office,
             period=period,
@@ -180,8 +238,12 @@ class OfficeDetailView(PortalMixin, TemplateView):
             pool=accounts.get(AccountKind.POOL),
             wallet=accounts.get(AccountKind.WALLET),
             ai_account=accounts.get(AccountKind.AI_AGENT),
-            by_service=usage_by_service(scope, office, period.start),
+            by_service=[
+                {**s, "parts": [(field, label, s[field]) for field, label in columns]}
+                for s in by_service
+            ],
+            service_columns=[label for _, label in columns],
             chart=chart_bars(days),
-            history_url=f"{reverse('usage:history')}?office={office.pk}",
+            history_url=f"{reverse('usage:history')}?{urlencode({'office': office.slug})}",
         )
         return context
