@@ -32,7 +32,12 @@ class UsageTable(tables.Table):
         order_by=("user_label", "phone_number"),
         empty_values=(),
     )
-    quantity = tables.Column(verbose_name="Quantity", attrs={"td": {"class": "num"}})
+    # Quantities of different services are in different units: sorted within a service.
+    quantity = tables.Column(
+        verbose_name="Quantity",
+        order_by=("service_id", "quantity", "id"),
+        attrs={"td": {"class": "num"}},
+    )
     cost = tables.Column(
         verbose_name="Cost", attrs={"td": {"class": "num"}, "th": {"class": "num"}}
     )
