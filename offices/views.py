@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from core.errors import DomainError
@@ -25,15 +26,18 @@ class PortalMixin:
             raise PermissionDenied("Your account has no role in a company's portal.")
         self.scope = scope
         try:
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
         except DomainError as error:
             # The one place where a refused business rule becomes an HTTP answer on a page.
-            return render(
+            response = render(
                 request,
                 "error.html",
                 {"message": error.message, "scope": scope, "status": error.status_code},
                 status=error.status_code,
             )
+        # Every portal page and export shows balances or usage: never kept in a cache.
+        add_never_cache_headers(response)
+        return response
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -1,0 +1,115 @@
+"""The activity (ledger) table (django-tables2), on its own page and, short, on the
+balance page."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils import timezone
+from django.utils.html import format_html
+
+from credits.models import AccountKind, LedgerEntry
+from offices.templatetags.portal_format import credits
+
+
+def entry_account_label(entry: LedgerEntry) -> str:
+    account = entry.account
+    if account.kind == AccountKind.WALLET:
+        return f"{account.office.name} wallet"
+    return account.get_kind_display()
+
+
+def entry_note(entry: LedgerEntry) -> str:
+    return " · ".join(text for text in (entry.reference, entry.memo) if text)
+
+
+class ActivityTable(tables.Table):
+    created_at = tables.Column(
+        verbose_name="When", order_by=("created_at", "id"), attrs={"td": {"class": "nowrap"}}
+    )
+    entry_type = tables.Column(verbose_name="What", attrs={"td": {"data-label": "What"}})
+    account = tables.Column(
+        empty_values=(),
+        verbose_name="Balance",
+        orderable=False,
+        attrs={"td": {"data-label": "Balance"}},
+    )
+    amount = tables.Column(
+        verbose_name="Amount",
+        attrs={
+            "td": {
+                "class": lambda record: f"num money {'neg' if record.amount < 0 else 'pos'}",
+                "data-label": "Amount",
+            },
+            "th": {"class": "num"},
+        },
+    )
+    balance_after = tables.Column(
+        verbose_name="Balance after",
+        orderable=False,
+        attrs={
+            "td": {"class": "num money", "data-label": "Balance after"},
+            "th": {"class": "num"},
+        },
+    )
+    created_by = tables.Column(
+        accessor="created_by__username",
+        verbose_name="By",
+        orderable=False,
+        default="—",
+        attrs={"td": {"data-label": "By"}},
+    )
+    note = tables.Column(
+        empty_values=(),
+        verbose_name="Note",
+        orderable=False,
+        attrs={"td": {"class": "wide", "data-label": "Note"}},
+    )
+
+    class Meta:
+        model = LedgerEntry
+        fields: tuple[str, ...] = ()
+        sequence = (
+            "created_at",
+            "entry_type",
+            "account",
+            "amount",
+            "balance_after",
+            "created_by",
+            "note",
+        )
+        attrs = {"class": "data activity-table cards-on-phone", "id": "activity-table"}
+        row_attrs = {"data-entry": lambda record: record.pk}
+        empty_text = "No balance activity matches these filters."
+        order_by_field = "sort"
+        page_field = "page"
+        template_name = "credits/activity_table.html"
+
+    def __init__(self, *args, tz, **kwargs):
+        self.tz = tz
+        self._last_change = None  # the pooling change of the row rendered before
+        super().__init__(*args, **kwargs)
+
+    def render_created_at(self, value):
+        return timezone.localtime(value, self.tz).strftime("%Y-%m-%d %H:%M")
+
+    def render_entry_type(self, record):
+        return record.get_entry_type_display()
+
+    def render_account(self, record):
+        return entry_account_label(record)
+
+    def render_amount(self, value):
+        return f"+{credits(value)}" if value > 0 else credits(value)
+
+    def render_balance_after(self, value):
+        return credits(value)
+
+    def render_note(self, record):
+        # The entries of one pooling transfer (a pair per balance moved) are listed
+        # together: the reason is shown on the first of them only.
+        change = record.pooling_change_id
+        same = change is not None and change == self._last_change
+        self._last_change = change
+        if same:
+            return format_html('<span class="muted">same pooling transfer ↑</span>')
+        return entry_note(record) or "—"
