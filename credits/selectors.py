@@ -83,7 +83,7 @@ class RunOutWarning:
     account_label: str
     balance: Decimal
     per_day: Decimal
-    runs_out_on: dt.date | None
+    runs_out_on: dt.date
     empty: bool
     uncovered: Decimal = ZERO
 
@@ -235,16 +235,16 @@ def run_out_warnings(
     period: BillingPeriod,
     office_names: dict[int, str],
     now: dt.datetime | None = None,
-    uncovered: dict[int, Decimal] | None = None,
+    exposure: dict[int, Exposure] | None = None,
 ) -> list[RunOutWarning]:
-    """Every funding balance that is empty, or will be empty before the period ends at
-    the trailing 7-day rate at which usage drew on it (one query for all accounts).
-    `uncovered`: this period's unpaid usage per account; an empty balance with unpaid
-    usage is the most urgent case and comes first."""
+    """Every funding balance that will be empty before the period ends at the trailing
+    7-day rate at which usage drew on it (one query for all accounts), and every empty
+    one that usage needs: with unpaid usage this period (the most urgent case, first) or
+    with an office whose allowance is nearly used."""
     if not accounts:
         return []
     now = now or timezone.now()
-    uncovered = uncovered or {}
+    exposure = exposure or {}
     drawn = {
         row["account_id"]: -row["total"]
         for row in LedgerEntry.objects.filter(
@@ -260,43 +260,65 @@ def run_out_warnings(
     for account in accounts:
         burned = drawn.get(account.pk, ZERO)
         per_day = q(burned / BURN_WINDOW_DAYS) if burned > 0 else ZERO
+        exposed = exposure.get(account.pk)
+        uncovered = exposed.uncovered if exposed else ZERO
         empty = account.balance <= 0
-        runs_out_on = None
-        if not empty and per_day > 0:
+        if empty:
+            needed = per_day > 0 or uncovered > 0 or (exposed and exposed.allowance_nearly_used)
+            if not needed:
+                continue
+            runs_out_on = period.today
+        elif per_day > 0:
             runs_out_on = period.today + dt.timedelta(days=int(account.balance / per_day))
-        if empty or (runs_out_on is not None and runs_out_on <= period.end):
-            warnings.append(
-                RunOutWarning(
-                    account_label=_account_label(account, office_names),
-                    balance=account.balance,
-                    per_day=per_day,
-                    runs_out_on=period.today if empty else runs_out_on,
-                    empty=empty,
-                    uncovered=uncovered.get(account.pk, ZERO),
-                )
+            if runs_out_on > period.end:
+                continue
+        else:
+            continue
+        warnings.append(
+            RunOutWarning(
+                account_label=_account_label(account, office_names),
+                balance=account.balance,
+                per_day=per_day,
+                runs_out_on=runs_out_on,
+                empty=empty,
+                uncovered=uncovered,
             )
-    # The most urgent first: empty with unpaid usage, then empty, then soonest.
-    warnings.sort(key=lambda w: (not w.urgent, not w.empty, w.runs_out_on or period.end))
+        )
+    # The most urgent first: empty with unpaid usage, then empty, then the soonest.
+    warnings.sort(key=lambda w: (not w.urgent, not w.empty, w.runs_out_on))
     return warnings
 
 
-def _uncovered_by_account(
-    accounts: list[AccountBalance], rows: list[OfficeRow]
-) -> dict[int, Decimal]:
-    """This period's uncovered overage of the offices each funding balance pays for: a
-    wallet its office's standard usage, the pool every visible office's, the AI agent
-    account every visible office's AI agent usage."""
+# An empty balance warns once an office it pays for has used this share of its allowance:
+# its next overage will go unpaid.
+ALLOWANCE_NEARLY_USED = 80
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What the offices a funding balance pays for did this period."""
+
+    uncovered: Decimal  # usage that went unpaid
+    allowance_nearly_used: bool  # the next overage will need this balance
+
+
+def funding_exposure(accounts: list[AccountBalance], rows: list[OfficeRow]) -> dict[int, Exposure]:
+    """Per funding balance: a wallet pays its office's standard usage, the pool every
+    visible office's, the AI agent account every visible office's AI agent usage."""
     result = {}
     for account in accounts:
         if account.kind == AccountKind.WALLET:
-            amount = sum(
-                (r.standard.uncovered for r in rows if r.office_id == account.office_id), ZERO
-            )
+            figures = [r.standard for r in rows if r.office_id == account.office_id]
         elif account.kind == AccountKind.POOL:
-            amount = sum((r.standard.uncovered for r in rows), ZERO)
+            figures = [r.standard for r in rows]
         else:
-            amount = sum((r.ai_agent.uncovered for r in rows), ZERO)
-        result[account.pk] = amount
+            figures = [r.ai_agent for r in rows]
+        result[account.pk] = Exposure(
+            uncovered=sum((f.uncovered for f in figures), ZERO),
+            allowance_nearly_used=any(
+                f.used > 0 and f.percent_used >= ALLOWANCE_NEARLY_USED for f in figures
+            ),
+        )
     return result
 
 
@@ -377,7 +399,7 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
 
     # Only the balances that fund usage now can run out.
     funding = [a for a in accounts if funds_usage(a.kind, pooling=company.pooling_enabled)]
-    uncovered = _uncovered_by_account(funding, rows)
+    exposure = funding_exposure(funding, rows)
     shown = activity_accounts(scope, accounts)
 
     primary = next((r for r in rows if r.is_primary), None)
@@ -394,6 +416,6 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         pool_drawn_total=pool_drawn_total,
         activity=activity[:ACTIVITY_LIMIT],
         activity_more=len(activity) > ACTIVITY_LIMIT,
-        warnings=run_out_warnings(funding, period, office_names, now, uncovered),
+        warnings=run_out_warnings(funding, period, office_names, now, exposure),
         last_period=last_period,
     )

@@ -111,5 +111,5 @@ class ActivityTable(tables.Table):
         same = change is not None and change == self._last_change
         self._last_change = change
         if same:
-            return format_html('<span class="muted">same pooling transfer ↑</span>')
+            return format_html('<span class="muted">{}</span>', "same pooling transfer ↑")
         return entry_note(record) or "—"

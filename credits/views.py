@@ -22,6 +22,7 @@ from django_tables2 import LazyPaginator, SingleTableMixin
 
 from core.csv import neutralise
 from core.errors import DomainError
+from core.money import credits_noun
 from credits.filters import ActivityFilter
 from credits.models import Account, AccountKind
 from credits.portal_forms import AddCreditsForm, new_token
@@ -340,9 +341,11 @@ class AddCreditsView(PortalMixin, TemplateView):
         except DomainError as error:
             form.add_error(None, error.message)
             return self.render_to_response(self.get_context_data(form=form), status=200)
+        noun = credits_noun(entry.amount)
         messages.success(
             request,
-            f"{credits(entry.amount)} credits were added to {form.destination}. "
+            f"{credits(entry.amount)} {noun} {'was' if noun == 'credit' else 'were'} added to "
+            f"{form.destination}. "
             f"Its balance is now {credits(entry.balance_after)}.",
         )
         return redirect("portal:balance")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.core.paginator import EmptyPage
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -56,6 +56,20 @@ class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
     filterset_class = UsageFilter
     # Never COUNT(*) the whole history to paginate: look one row ahead instead.
     table_pagination = {"per_page": PER_PAGE, "paginator_class": UsagePaginator}
+
+    def get(self, request, *args, **kwargs):
+        # Links made before offices were named by slug carry the office's id: send them to
+        # the same filter by slug, so the form shows the office chosen.
+        office = request.GET.get("office", "")
+        if office.isdigit() and len(office) < 19:
+            offices = self.scope.offices()
+            if not offices.filter(slug=office).exists():
+                slug = offices.filter(pk=int(office)).values_list("slug", flat=True).first()
+                if slug is not None:
+                    query = request.GET.copy()
+                    query["office"] = slug
+                    return redirect(f"{request.path}?{query.urlencode()}")
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         return usage_history_for(self.scope)
