@@ -23,7 +23,7 @@ class PortalMixin:
             return redirect_to_login(request.get_full_path())
         scope = portal_scope_for(request.user)
         if scope is None:
-            raise PermissionDenied("Your account has no role in a company's portal.")
+            return self.no_role(request)
         self.scope = scope
         try:
             response = super().dispatch(request, *args, **kwargs)
@@ -39,6 +39,11 @@ class PortalMixin:
         add_never_cache_headers(response)
         return response
 
+    def no_role(self, request):
+        """A logged-in user without a portal role: 403 (whose page points staff to the
+        admin)."""
+        raise PermissionDenied("Your account has no role in a company's portal.")
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["scope"] = self.scope
@@ -48,7 +53,13 @@ class PortalMixin:
 
 
 class HomeView(PortalMixin, View):
-    """Company admins land on the company balance, office admins on their office."""
+    """Company admins land on the company balance, office admins on their office, and
+    staff who sign in here (customer care) on the admin, where their work is."""
+
+    def no_role(self, request):
+        if request.user.is_staff:
+            return redirect("admin:index")
+        return super().no_role(request)
 
     def get(self, request):
         if self.scope.is_company_admin:

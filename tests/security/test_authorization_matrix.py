@@ -137,6 +137,8 @@ PORTAL = [
             office_admin_b="→/offices/berlin/",
             company_admin_x="→/balance/",
             company_admin_y="→/balance/",
+            staff="→/admin/",
+            care="→/admin/",
         ),
     ),
     Case("balance/", "balance", "/balance/", portal()),
