@@ -151,11 +151,11 @@ def office_table_rows(overview: BalanceOverview, columns: OfficeColumns) -> Safe
             f'<th scope="row"><a href="{escape(office_url(row.slug))}">{escape(row.name)}</a>'
             f"{PRIMARY_TAG if row.is_primary else ''}"
             f'<span class="subtle">{escape(row.plan)}</span></th>',
-            f'<td class="num" data-label="Standard included">{fmt(standard.included)}</td>',
+            f'<td class="num opt" data-label="Standard included">{fmt(standard.included)}</td>',
             f'<td class="num" data-label="Standard used">{fmt(standard.used)}</td>',
             '<td class="num money remaining" data-label="Standard remaining">'
             f"{fmt(standard.remaining)}</td>",
-            f'<td class="num" data-label="AI included">{fmt(ai_agent.included)}</td>',
+            f'<td class="num opt" data-label="AI included">{fmt(ai_agent.included)}</td>',
             f'<td class="num" data-label="AI used">{fmt(ai_agent.used)}</td>',
             '<td class="num money ai-remaining" data-label="AI remaining">'
             f"{fmt(ai_agent.remaining)}</td>",
@@ -169,10 +169,10 @@ def office_table_rows(overview: BalanceOverview, columns: OfficeColumns) -> Safe
             )
         if columns.share:
             if row.pool_share is None:
-                cells.append('<td class="num share" data-label="Share of pool draws">—</td>')
+                cells.append('<td class="num share opt" data-label="Share of pool draws">—</td>')
             else:
                 cells.append(
-                    '<td class="num share" data-label="Share of pool draws">'
+                    '<td class="num share opt" data-label="Share of pool draws">'
                     '<span class="sharebar">'
                     f'<span class="sharefill {row.share_class}"></span></span> '
                     f"{percent(row.pool_share)}</td>"

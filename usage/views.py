@@ -132,9 +132,9 @@ class UsageExportView(PortalMixin, View):
 
 
 CHART_WIDTH = 900
-CHART_HEIGHT = 220
+CHART_HEIGHT = 230
 CHART_LEFT = 64  # room for the value ticks
-CHART_TOP = 16  # room for the unit
+CHART_TOP = 26  # room for the unit
 CHART_BOTTOM = 22  # room for the date ticks
 Y_TICKS = 4
 
@@ -158,21 +158,29 @@ def nice_step(top: Decimal, ticks: int) -> Decimal:
     return power * 10  # pragma: no cover - factor 10 always reaches raw
 
 
-def chart_bars(days: list[DayUsage]) -> dict:
+PHONE_CHART_WIDTH = 380
+PHONE_CHART_LEFT = 52
+
+
+def chart_bars(
+    days: list[DayUsage], *, width: int = CHART_WIDTH, left: int = CHART_LEFT, name: str = "chart"
+) -> dict:
     """Geometry of a stacked bar chart, one segment per funding source, with value ticks
     on the y axis and weekly date ticks on the x axis, as plain numbers for an inline SVG;
-    no script and no inline style are needed to draw it."""
+    no script and no inline style are needed to draw it. `width`: of the drawing in its
+    own units (a phone gets a narrower one, so its text stays legible); `name` prefixes
+    its element ids."""
     busiest = max((d.total for d in days), default=Decimal(0))
     step = nice_step(busiest, Y_TICKS) if busiest > 0 else Decimal(1)
     top = step * Y_TICKS
-    plot_w = CHART_WIDTH - CHART_LEFT
+    plot_w = width - left
     plot_h = CHART_HEIGHT - CHART_BOTTOM - CHART_TOP
     base = CHART_TOP + plot_h
     slot = plot_w / max(len(days), 1)
     bar_w = max(slot * 0.7, 1)
     bars = []
     for i, day in enumerate(days):
-        x = CHART_LEFT + i * slot + (slot - bar_w) / 2
+        x = left + i * slot + (slot - bar_w) / 2
         y = base
         segments = []
         for field, css, _ in SOURCES:
@@ -198,9 +206,9 @@ def chart_bars(days: list[DayUsage]) -> dict:
         {"value": step * n, "y": round(base - plot_h * n / Y_TICKS, 2)} for n in range(Y_TICKS + 1)
     ]
     return {
-        "width": CHART_WIDTH,
+        "width": width,
         "height": CHART_HEIGHT,
-        "left": CHART_LEFT,
+        "left": left,
         "top_y": CHART_TOP,
         "base": base,
         "plot_h": plot_h,
@@ -214,6 +222,7 @@ def chart_bars(days: list[DayUsage]) -> dict:
         "last": days[-1].day if days else None,
         "empty": busiest <= 0,
         "sources": [{"css": css, "label": label} for _, css, label in SOURCES],
+        "name": name,
     }
 
 
@@ -258,6 +267,9 @@ class OfficeDetailView(PortalMixin, TemplateView):
             ],
             service_columns=[label for _, label in columns],
             chart=chart_bars(days),
+            phone_chart=chart_bars(
+                days, width=PHONE_CHART_WIDTH, left=PHONE_CHART_LEFT, name="phone-chart"
+            ),
             history_url=f"{reverse('usage:history')}?{urlencode({'office': office.slug})}",
         )
         return context
