@@ -56,16 +56,18 @@ def log_lines(caplog_text: str) -> list[str]:
     return [line for line in caplog_text.splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "demo"])
 @pytest.mark.parametrize(("url", "status"), [("/balance/", 403), ("/offices/nope/", 404)])
 def test_ordinary_403_and_404_log_one_line_without_traceback(
-    client, acme, no_role_user, acme_admin, url, status, capsys
+    client, acme, no_role_user, acme_admin, url, status, capsys, settings, debug
 ):
-    # given: the project's logging, printing to the console
-    import logging.config
-
+    # given: the project's logging as Django sets it up (its defaults, then ours),
+    # printing to the console
     from django.conf import settings as django_settings
+    from django.utils.log import configure_logging
 
-    logging.config.dictConfig(django_settings.LOGGING)
+    configure_logging(django_settings.LOGGING_CONFIG, django_settings.LOGGING)
+    settings.DEBUG = debug  # the demo: Django's own console handler is active too
     login(client, no_role_user if status == 403 else acme_admin)
     # when
     assert client.get(url).status_code == status
