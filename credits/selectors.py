@@ -130,6 +130,12 @@ class BalanceOverview:
         return not self.pooling_on or any(r.standard.wallet_drawn for r in self.rows)
 
     @property
+    def combined_of(self) -> int:
+        """How many balances `combined_balance` adds up (one alone needs no total)."""
+        wallets = sum(1 for r in self.rows if r.wallet_balance is not None)
+        return wallets + (1 if self.ai_account else 0)
+
+    @property
     def combined_balance(self) -> Decimal:
         """What the user's visible balances hold in all while pooling is off: the wallets
         plus the AI agent credits."""

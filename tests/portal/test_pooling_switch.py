@@ -152,3 +152,12 @@ def test_pooling_off_shows_the_combined_balance(client, acme, care, offices, acm
     html = client.get("/balance/").content.decode()
     assert by_id(html, "combined-balance").startswith("Combined balance 165.00")
     assert cell(html, 'data-office="berlin"', "wallet") == "100.00"
+
+
+def test_one_wallet_alone_needs_no_combined_balance(client, acme, offices):
+    from tests.factories import office_admin
+
+    login(client, office_admin(offices["berlin"], username="berlin-admin"))
+    html = client.get("/balance/").content.decode()
+    assert 'id="combined-balance"' not in html
+    assert cell(html, 'data-office="berlin"', "wallet") == "0.00"
