@@ -317,3 +317,20 @@ def test_minimum_purchase_message_is_singular(client, acme, acme_admin, offices,
     )
     text = response.content.decode()
     assert "Add at least 1 credit." in text and "1 credits" not in text
+
+
+def test_activity_rows_escape_what_people_typed(client, acme, care, acme_admin, offices):
+    credits_purchase(
+        company=acme,
+        amount="5",
+        office=offices["hq"],
+        actor=care,
+        reference='"><script>x</script>',
+        memo="<b>bold</b> & co",
+    )
+    login(client, acme_admin)
+    for url in ("/balance/", "/balance/activity/"):
+        html = client.get(url).content.decode()
+        assert "<script>x</script>" not in html and "<b>bold</b>" not in html
+        assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html
+        assert 'data-label="Amount"' in html and 'class="num money pos"' in html
