@@ -130,7 +130,7 @@ def _scenarios(company_id: int) -> tuple[list, dict]:
     date_from, date_to = month_ago.isoformat(), (last.date()).isoformat()
     who = "Dara Quinn"
     filters = {
-        "office": (f"office={office_id}", "AND u.office_id = %s", [office_id]),
+        "office": ("office=o003", "AND u.office_id = %s", [office_id]),
         "service": (f"service={service_id}", "AND u.service_id = %s", [service_id]),
         "credit kind": ("credit_kind=ai_agent", "AND u.credit_kind = %s", ["ai_agent"]),
         "funded_by": ("funded_by=pool", "AND u.pool_part > 0", []),

@@ -13,6 +13,12 @@ portal = (
     [
         path("", offices_views.HomeView.as_view(), name="home"),
         path("balance/", credits_views.BalanceView.as_view(), name="balance"),
+        path("balance/activity/", credits_views.ActivityView.as_view(), name="activity"),
+        path(
+            "balance/activity.csv",
+            credits_views.ActivityExportView.as_view(),
+            name="activity_export",
+        ),
         path("credits/add/", credits_views.AddCreditsView.as_view(), name="add_credits"),
         path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
         path("statements/", statement_views.StatementPickView.as_view(), name="statement_pick"),

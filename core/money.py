@@ -11,3 +11,8 @@ DECIMAL_PLACES = 4
 def q(value) -> Decimal:
     """Quantize to 4 places, half-up."""
     return Decimal(value).quantize(PLACES, rounding=ROUND_HALF_UP)
+
+
+def credits_noun(amount) -> str:
+    """ "credit" for exactly one, "credits" otherwise: "Add at least 1 credit"."""
+    return "credit" if Decimal(str(amount)) == 1 else "credits"

@@ -22,7 +22,6 @@ from core.errors import DomainError
 from core.money import ZERO
 from credits.accounts import accounts_ensure, company_open, office_open
 from credits.admin_forms import OFF, ON, AddCreditsForm, PoolingConfirmForm, PoolingReasonForm
-from credits.allowances import ALLOWANCE_FIGURES
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.periods import period_of
 from credits.services import (
@@ -34,6 +33,7 @@ from credits.services import (
     pooling_set,
 )
 from offices import admin as offices_admin
+from offices.admin_display import credits_column, local_time_column
 from offices.models import Company, CreditKind, Office
 
 ADD_CREDITS_PERMISSION = "credits.add_ledgerentry"
@@ -88,7 +88,9 @@ class PeriodFilter(admin.SimpleListFilter):
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "company", "kind", "office", "balance", "updated_at")
+    list_display = ("__str__", "company", "kind", "office", "balance_credits", "updated_local")
+    balance_credits = credits_column("balance", "balance")
+    updated_local = local_time_column("updated_at", "updated")
     list_filter = ("kind", "company", OfficeFilter)
     list_select_related = ("company", "office")
     search_fields = ("company__name", "company__slug", "office__name", "office__slug")
@@ -105,16 +107,19 @@ class AccountAdmin(ReadOnlyAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = (
-        "created_at",
+        "created_local",
         "company",
         "account_label",
         "entry_type",
-        "amount",
-        "balance_after",
+        "amount_credits",
+        "balance_after_credits",
         "created_by",
         "memo",
         "reference",
     )
+    created_local = local_time_column("created_at", "when")
+    amount_credits = credits_column("amount", "amount")
+    balance_after_credits = credits_column("balance_after", "balance after")
     list_filter = ("entry_type", "company", "account__kind", AccountOfficeFilter)
     list_select_related = ("company", "account__office", "account__company", "created_by")
     search_fields = ("memo", "reference", "idempotency_key", "created_by__username", "=id")
@@ -163,9 +168,34 @@ class OverAllowanceFilter(admin.SimpleListFilter):
         return queryset
 
 
+ALLOWANCE_MONEY = (
+    "included",
+    "used",
+    "cost_total",
+    "pool_drawn",
+    "wallet_drawn",
+    "ai_drawn",
+    "uncovered",
+)
+
+
 @admin.register(Allowance)
 class AllowanceAdmin(ReadOnlyAdmin):
-    list_display = ("period", "company", "office", "kind", *ALLOWANCE_FIGURES)
+    list_display = (
+        "period",
+        "company",
+        "office",
+        "kind",
+        *(f"{name}_credits" for name in ALLOWANCE_MONEY),
+        "events",
+    )
+    included_credits = credits_column("included", "included")
+    used_credits = credits_column("used", "used")
+    cost_total_credits = credits_column("cost_total", "cost")
+    pool_drawn_credits = credits_column("pool_drawn", "pool drawn")
+    wallet_drawn_credits = credits_column("wallet_drawn", "wallet drawn")
+    ai_drawn_credits = credits_column("ai_drawn", "AI drawn")
+    uncovered_credits = credits_column("uncovered", "uncovered")
     list_filter = ("kind", PeriodFilter, OverAllowanceFilter, "company", OfficeFilter)
     list_select_related = ("company", "office__company")
     search_fields = ("office__name", "office__slug", "company__name")
@@ -173,7 +203,16 @@ class AllowanceAdmin(ReadOnlyAdmin):
 
 @admin.register(PoolingChange)
 class PoolingChangeAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "company", "state", "amount_moved", "changed_by", "reason")
+    list_display = (
+        "created_local",
+        "company",
+        "state",
+        "amount_moved_credits",
+        "changed_by",
+        "reason",
+    )
+    created_local = local_time_column("created_at", "when")
+    amount_moved_credits = credits_column("amount_moved", "moved")
     list_filter = ("enabled", "company")
     list_select_related = ("company", "changed_by")
     search_fields = ("reason", "company__name", "changed_by__username")

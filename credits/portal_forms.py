@@ -10,6 +10,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 
+from core.money import credits_noun
 from offices.selectors import PortalScope
 
 TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -47,7 +48,9 @@ class AddCreditsForm(forms.Form):
         self.maximum = Decimal(settings.CREDITS_PURCHASE_MAX)
         self.fields["amount"].min_value = self.minimum
         self.fields["amount"].max_value = self.maximum
-        self.fields["amount"].help_text = f"Between {self.minimum:,} and {self.maximum:,} credits."
+        self.fields[
+            "amount"
+        ].help_text = f"Between {self.minimum:,} and {self.maximum:,} {credits_noun(self.maximum)}."
         self.fields["amount"].widget.attrs.update(min=str(self.minimum), max=str(self.maximum))
         self.fields["office"].queryset = scope.offices()
         self.fields["office"].label_from_instance = lambda office: office.name
@@ -67,9 +70,13 @@ class AddCreditsForm(forms.Form):
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount < self.minimum:
-            raise forms.ValidationError(f"Add at least {self.minimum:,} credits.")
+            raise forms.ValidationError(
+                f"Add at least {self.minimum:,} {credits_noun(self.minimum)}."
+            )
         if amount > self.maximum:
-            raise forms.ValidationError(f"At most {self.maximum:,} credits at a time.")
+            raise forms.ValidationError(
+                f"At most {self.maximum:,} {credits_noun(self.maximum)} at a time."
+            )
         return amount
 
     def clean_token(self):

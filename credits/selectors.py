@@ -45,6 +45,7 @@ class OfficeRow:
     ai_agent: KindFigures
     wallet_balance: Decimal | None = None  # None: no wallet the user may see
     pool_share: Decimal | None = None  # percent of all pool draws this period
+    uncovered_last: Decimal = ZERO  # uncovered overage of the previous period
 
     @property
     def kinds(self) -> list[KindFigures]:
@@ -75,11 +76,20 @@ class AccountBalance(NamedTuple):
 
 @dataclass
 class RunOutWarning:
+    """A funding balance that is empty or will be before the period ends. `uncovered`:
+    this period's usage that went unpaid by what this balance funds (empty + uncovered is
+    the most urgent case)."""
+
     account_label: str
     balance: Decimal
     per_day: Decimal
     runs_out_on: dt.date
     empty: bool
+    uncovered: Decimal = ZERO
+
+    @property
+    def urgent(self) -> bool:
+        return self.empty and self.uncovered > 0
 
 
 @dataclass
@@ -95,6 +105,8 @@ class BalanceOverview:
     pool_drawn_total: Decimal
     activity: list[LedgerEntry]
     warnings: list[RunOutWarning] = field(default_factory=list)
+    last_period: BillingPeriod | None = None
+    activity_more: bool = False  # more activity than the short list shows
 
     @property
     def totals(self) -> dict[str, Decimal]:
@@ -103,7 +115,32 @@ class BalanceOverview:
             "pool_drawn": sum((r.pool_drawn for r in self.rows), ZERO),
             "wallet_drawn": sum((r.standard.wallet_drawn for r in self.rows), ZERO),
             "uncovered": sum((r.uncovered for r in self.rows), ZERO),
+            "uncovered_last": sum((r.uncovered_last for r in self.rows), ZERO),
         }
+
+    @property
+    def shows_pool_drawn(self) -> bool:
+        """A "from pool" column while pooling is on, or when this period has pool draws
+        (pooling was turned off mid-period)."""
+        return self.pooling_on or any(r.standard.pool_drawn for r in self.rows)
+
+    @property
+    def shows_wallet_drawn(self) -> bool:
+        """Likewise for wallet draws (pooling was turned on mid-period)."""
+        return not self.pooling_on or any(r.standard.wallet_drawn for r in self.rows)
+
+    @property
+    def combined_of(self) -> int:
+        """How many balances `combined_balance` adds up (one alone needs no total)."""
+        wallets = sum(1 for r in self.rows if r.wallet_balance is not None)
+        return wallets + (1 if self.ai_account else 0)
+
+    @property
+    def combined_balance(self) -> Decimal:
+        """What the user's visible balances hold in all while pooling is off: the wallets
+        plus the AI agent credits."""
+        wallets = sum((r.wallet_balance or ZERO for r in self.rows), ZERO)
+        return wallets + (self.ai_account.balance if self.ai_account else ZERO)
 
 
 def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
@@ -171,6 +208,27 @@ def visible_balances(scope: PortalScope) -> list[AccountBalance]:
     ]
 
 
+def previous_period(period: BillingPeriod) -> BillingPeriod:
+    """The billing period before `period` (its `today` is its last day)."""
+    end = period.start - dt.timedelta(days=1)
+    return BillingPeriod(start=end.replace(day=1), end=end, today=end, days_left=0)
+
+
+def uncovered_by_office(scope: PortalScope, period: BillingPeriod) -> dict[int, Decimal]:
+    """Uncovered overage of each visible office in `period`, from the allowance rollups
+    (one grouped query)."""
+    return {
+        office_id: total
+        for office_id, total in scope.restrict(Allowance.objects.all())
+        .filter(period=period.start)
+        .values("office_id")
+        .annotate(total=Sum("uncovered"))
+        .values_list("office_id", "total")
+        .order_by()
+        if total
+    }
+
+
 def _account_label(account: AccountBalance, office_names: dict[int, str]) -> str:
     if account.kind == AccountKind.WALLET:
         name = office_names.get(account.office_id)
@@ -183,12 +241,16 @@ def run_out_warnings(
     period: BillingPeriod,
     office_names: dict[int, str],
     now: dt.datetime | None = None,
+    exposure: dict[int, Exposure] | None = None,
 ) -> list[RunOutWarning]:
-    """Balances that will be empty before the period ends at the trailing 7-day rate at
-    which usage drew on them (one query for all accounts)."""
+    """Every funding balance that will be empty before the period ends at the trailing
+    7-day rate at which usage drew on it (one query for all accounts), and every empty
+    one that usage needs: with unpaid usage this period (the most urgent case, first) or
+    with an office whose allowance is nearly used."""
     if not accounts:
         return []
     now = now or timezone.now()
+    exposure = exposure or {}
     drawn = {
         row["account_id"]: -row["total"]
         for row in LedgerEntry.objects.filter(
@@ -203,22 +265,90 @@ def run_out_warnings(
     warnings = []
     for account in accounts:
         burned = drawn.get(account.pk, ZERO)
-        if burned <= 0:
+        per_day = q(burned / BURN_WINDOW_DAYS) if burned > 0 else ZERO
+        exposed = exposure.get(account.pk)
+        uncovered = exposed.uncovered if exposed else ZERO
+        empty = account.balance <= 0
+        if empty:
+            needed = per_day > 0 or uncovered > 0 or (exposed and exposed.allowance_nearly_used)
+            if not needed:
+                continue
+            runs_out_on = period.today
+        elif per_day > 0:
+            runs_out_on = period.today + dt.timedelta(days=int(account.balance / per_day))
+            if runs_out_on > period.end:
+                continue
+        else:
             continue
-        per_day = q(burned / BURN_WINDOW_DAYS)
-        days = int(account.balance / per_day) if per_day > 0 else 0
-        runs_out_on = period.today + dt.timedelta(days=days)
-        if runs_out_on <= period.end:
-            warnings.append(
-                RunOutWarning(
-                    account_label=_account_label(account, office_names),
-                    balance=account.balance,
-                    per_day=per_day,
-                    runs_out_on=runs_out_on,
-                    empty=account.balance <= 0,
-                )
+        warnings.append(
+            RunOutWarning(
+                account_label=_account_label(account, office_names),
+                balance=account.balance,
+                per_day=per_day,
+                runs_out_on=runs_out_on,
+                empty=empty,
+                uncovered=uncovered,
             )
+        )
+    # The most urgent first: empty with unpaid usage, then empty, then the soonest.
+    warnings.sort(key=lambda w: (not w.urgent, not w.empty, w.runs_out_on))
     return warnings
+
+
+# An empty balance warns once an office it pays for has used this share of its allowance:
+# its next overage will go unpaid.
+ALLOWANCE_NEARLY_USED = 80
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What the offices a funding balance pays for did this period."""
+
+    uncovered: Decimal  # usage that went unpaid
+    allowance_nearly_used: bool  # the next overage will need this balance
+
+
+def funding_exposure(accounts: list[AccountBalance], rows: list[OfficeRow]) -> dict[int, Exposure]:
+    """Per funding balance: a wallet pays its office's standard usage, the pool every
+    visible office's, the AI agent account every visible office's AI agent usage."""
+    result = {}
+    for account in accounts:
+        if account.kind == AccountKind.WALLET:
+            figures = [r.standard for r in rows if r.office_id == account.office_id]
+        elif account.kind == AccountKind.POOL:
+            figures = [r.standard for r in rows]
+        else:
+            figures = [r.ai_agent for r in rows]
+        result[account.pk] = Exposure(
+            uncovered=sum((f.uncovered for f in figures), ZERO),
+            allowance_nearly_used=any(
+                f.used > 0 and f.percent_used >= ALLOWANCE_NEARLY_USED for f in figures
+            ),
+        )
+    return result
+
+
+def activity_accounts(scope: PortalScope, accounts: list | None = None) -> list | None:
+    """The balances whose ledger the user may read: None for a company admin (every
+    balance of the company); for an office admin their wallets, the AI agent credits if
+    they administer the primary office, and the shared pool only while it is shared.
+    `accounts`: the user's visible accounts, when the caller has them already."""
+    if scope.is_company_admin:
+        return None
+    if accounts is None:
+        accounts = visible_balances(scope)
+    pooling = scope.company.pooling_enabled
+    return [a for a in accounts if a.kind != AccountKind.POOL or pooling]
+
+
+def ledger_for(scope: PortalScope, accounts: list | None = None):
+    """Every ledger entry the user may read (the activity page and its CSV), newest first,
+    with what a row shows loaded. Scoped here and nowhere else."""
+    entries = LedgerEntry.objects.filter(company=scope.company)
+    shown = activity_accounts(scope, accounts)
+    if shown is not None:
+        entries = entries.filter(account_id__in=[a.pk for a in shown])
+    return entries.select_related("account__office", "created_by").order_by("-created_at", "-id")
 
 
 def balance_activity(
@@ -268,15 +398,18 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         if pool_drawn_total > 0:
             row.pool_share = q(row.pool_drawn * 100 / pool_drawn_total)
 
+    last_period = previous_period(period)
+    last_uncovered = uncovered_by_office(scope, last_period)
+    for row in rows:
+        row.uncovered_last = last_uncovered.get(row.office_id, ZERO)
+
     # Only the balances that fund usage now can run out.
     funding = [a for a in accounts if funds_usage(a.kind, pooling=company.pooling_enabled)]
-    if scope.is_company_admin:
-        shown = None  # every balance of the company: `accounts` holds them all
-    else:
-        # Office admins see their wallets, and the shared pool only while it is shared.
-        shown = [a for a in accounts if a.kind != AccountKind.POOL or company.pooling_enabled]
+    exposure = funding_exposure(funding, rows)
+    shown = activity_accounts(scope, accounts)
 
     primary = next((r for r in rows if r.is_primary), None)
+    activity = balance_activity(scope, shown, limit=ACTIVITY_LIMIT + 1)
     return BalanceOverview(
         company=company,
         period=period,
@@ -287,6 +420,8 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         primary_office=primary,
         rows=rows,
         pool_drawn_total=pool_drawn_total,
-        activity=balance_activity(scope, shown),
-        warnings=run_out_warnings(funding, period, office_names, now),
+        activity=activity[:ACTIVITY_LIMIT],
+        activity_more=len(activity) > ACTIVITY_LIMIT,
+        warnings=run_out_warnings(funding, period, office_names, now, exposure),
+        last_period=last_period,
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from core.db import retry_on_conflict
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.money import ZERO, q
+from core.money import ZERO, credits_noun, q
 from credits.accounts import accounts_ensure
 from credits.ledger import Posting, post, post_one
 from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
@@ -51,7 +51,7 @@ def parse_credits(value, *, field: str = "amount", allow_negative: bool = False)
     elif amount == 0 or (amount < 0 and not allow_negative):
         problem = "Must be greater than zero." if not allow_negative else "Must not be zero."
     elif abs(amount) > limit:
-        problem = f"At most {limit:,} credits at a time."
+        problem = f"At most {limit:,} {credits_noun(limit)} at a time."
     elif amount != amount.quantize(Decimal("0.0001")):
         problem = "At most 4 decimal places."
     if problem:
@@ -292,7 +292,8 @@ def _pooling_log_entry(*, actor, company: Company, change: PoolingChange) -> Log
     moved = "; ".join(f"{m['from']} → {m['to']}: {m['amount']}" for m in change.moves)
     message = (
         f"Pooling turned {'on' if change.enabled else 'off'}. Reason: {change.reason}"
-        f" — moved {change.amount_moved} credits" + (f" ({moved})." if moved else ".")
+        f" — moved {change.amount_moved} {credits_noun(change.amount_moved)}"
+        + (f" ({moved})." if moved else ".")
     )
     # Built by hand so the entry takes the (possibly simulated) current time: LogEntry's
     # own default captured timezone.now at import.

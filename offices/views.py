@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from core.errors import DomainError
@@ -22,18 +23,26 @@ class PortalMixin:
             return redirect_to_login(request.get_full_path())
         scope = portal_scope_for(request.user)
         if scope is None:
-            raise PermissionDenied("Your account has no role in a company's portal.")
+            return self.no_role(request)
         self.scope = scope
         try:
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
         except DomainError as error:
             # The one place where a refused business rule becomes an HTTP answer on a page.
-            return render(
+            response = render(
                 request,
                 "error.html",
                 {"message": error.message, "scope": scope, "status": error.status_code},
                 status=error.status_code,
             )
+        # Every portal page and export shows balances or usage: never kept in a cache.
+        add_never_cache_headers(response)
+        return response
+
+    def no_role(self, request):
+        """A logged-in user without a portal role: 403 (whose page points staff to the
+        admin)."""
+        raise PermissionDenied("Your account has no role in a company's portal.")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -44,7 +53,13 @@ class PortalMixin:
 
 
 class HomeView(PortalMixin, View):
-    """Company admins land on the company balance, office admins on their office."""
+    """Company admins land on the company balance, office admins on their office, and
+    staff who sign in here (customer care) on the admin, where their work is."""
+
+    def no_role(self, request):
+        if request.user.is_staff:
+            return redirect("admin:index")
+        return super().no_role(request)
 
     def get(self, request):
         if self.scope.is_company_admin:

@@ -10,7 +10,9 @@ from django.utils.html import format_html, format_html_join
 from credits import admin as credits_admin
 from credits.admin import OfficeFilter, PeriodFilter, ReadOnlyAdmin
 from credits.periods import period_of
+from offices.admin_display import credits_column, local_time_column
 from offices.models import Company
+from offices.templatetags.portal_format import credits
 from usage.models import Service, UsageRecord
 from usage.statements import company_first_period
 from usage.whatif import whatif_replay
@@ -32,16 +34,16 @@ class ServiceAdmin(admin.ModelAdmin):
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = (
-        "occurred_at",
+        "occurred_local",
         "external_id",
         "company",
         "office_name",
         "service",
         "quantity",
-        "cost",
-        "allowance_part",
+        "cost_credits",
+        "allowance_credits",
         "funded_from",
-        "uncovered",
+        "uncovered_credits",
         "pooling_on",
         "user_label",
         "phone_number",
@@ -58,18 +60,31 @@ class UsageRecordAdmin(ReadOnlyAdmin):
             return True
         return super().lookup_allowed(lookup, value, request)
 
+    occurred_local = local_time_column("occurred_at", "occurred")
+    cost_credits = credits_column("cost", "cost")
+    allowance_credits = credits_column("allowance_part", "allowance")
+    uncovered_credits = credits_column("uncovered", "uncovered")
+
+    def get_queryset(self, request):
+        # Its title names the service (UsageRecord.__str__).
+        return super().get_queryset(request).select_related("service")
+
     @admin.display(description="Office", ordering="office__name")
     def office_name(self, obj):
         return obj.office.name
 
     @admin.display(description="Funded")
     def funded_from(self, obj):
-        for label, part in (("pool", obj.pool_part), ("wallet", obj.wallet_part)):
-            if part:
-                return f"{part} ({label})"
-        if obj.ai_part:
-            return f"{obj.ai_part} (AI credits)"
-        return "0"
+        parts = [
+            f"{credits(part)} ({label})"
+            for label, part in (
+                ("pool", obj.pool_part),
+                ("wallet", obj.wallet_part),
+                ("AI credits", obj.ai_part),
+            )
+            if part
+        ]
+        return ", ".join(parts) or "0.00"
 
     @admin.display(description="Ledger")
     def ledger_link(self, obj):

@@ -4,13 +4,24 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from offices.admin_display import local_time_column
 from usage.api_auth import api_key_create, api_key_revoke
 from usage.models import ApiKey
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "company", "display_prefix", "created_at", "last_used_at", "status"]
+    # Status right after the name: on a narrow screen the last columns fall off the edge.
+    list_display = [
+        "name",
+        "status",
+        "company",
+        "display_prefix",
+        "created_local",
+        "last_used_local",
+    ]
+    created_local = local_time_column("created_at", "created")
+    last_used_local = local_time_column("last_used_at", "last used")
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "company__name", "company__slug"]
     list_select_related = ["company"]

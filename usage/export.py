@@ -18,6 +18,7 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.csv import FORMULA_STARTS, neutralise
 from usage.models import UsageRecord
 
 CHUNK_SIZE = 2000
@@ -52,18 +53,6 @@ class _Echo:
         return value
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _safe(text: str) -> str:
-    # A spreadsheet evaluates a cell starting with = + - @ (tab and CR are stripped first),
-    # and computes even "+1-555-0100" or "-1-1": every such text cell gets a leading '
-    # (SPEC §7). Numbers are never passed here, so they stay numbers.
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
 def usage_csv_rows(queryset: QuerySet[UsageRecord], tz) -> Iterator[str | bytes]:
     """The header and every row of `queryset` as CSV lines (str) or chunks of them (bytes)."""
     alias = queryset.db  # chosen while streaming, as a query would choose it
@@ -85,11 +74,11 @@ def usage_csv_python(queryset: QuerySet[UsageRecord], tz) -> Iterator[str]:
         yield writer.writerow(
             [
                 timezone.localtime(r.occurred_at, tz).isoformat(),
-                _safe(r.office.name),
-                _safe(r.service.code),
+                neutralise(r.office.name),
+                neutralise(r.service.code),
                 r.credit_kind,
-                _safe(r.user_label),
-                _safe(r.phone_number),
+                neutralise(r.user_label),
+                neutralise(r.phone_number),
                 r.quantity,
                 r.service.unit,
                 r.rate,
@@ -100,7 +89,7 @@ def usage_csv_python(queryset: QuerySet[UsageRecord], tz) -> Iterator[str]:
                 r.ai_part,
                 r.uncovered,
                 "on" if r.pooling_on else "off",
-                _safe(r.external_id),
+                neutralise(r.external_id),
                 r.funding_balance_after,
             ]
         )
@@ -141,7 +130,7 @@ FORMULA_CODE_POINTS = ", ".join(str(ord(char)) for char in FORMULA_STARTS)
 
 
 def _safe_sql(column: str) -> str:
-    """_safe() in SQL: a leading ' before a first character of FORMULA_STARTS."""
+    """core.csv.neutralise() in SQL: a leading ' before a first character of FORMULA_STARTS."""
     return (
         f"CASE WHEN ascii({column}) IN ({FORMULA_CODE_POINTS})"
         f" THEN '''' || {column} ELSE {_text_sql(column)} END"

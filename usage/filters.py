@@ -33,6 +33,34 @@ FUNDED_BY_FIELD = {
 }
 
 
+class OfficeChoiceField(forms.ModelChoiceField):
+    """An office of the scope by its slug (SPEC §2: URLs name offices by slug). A number
+    that is no office's slug is read as an office id, so links made before slugs keep
+    working."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            text = str(value).strip()
+            if not text.isdigit():
+                raise
+            try:
+                return self.queryset.get(pk=int(text))
+            except (self.queryset.model.DoesNotExist, OverflowError, ValueError):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice"
+                ) from None
+
+    def label_from_instance(self, obj):
+        # Office.__str__ names the company (a query per option); the name is enough here.
+        return obj.name
+
+
+class OfficeFilter(django_filters.ModelChoiceFilter):
+    field_class = OfficeChoiceField
+
+
 class UsageFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
@@ -50,8 +78,12 @@ class UsageFilterForm(forms.Form):
 
 
 class UsageFilter(django_filters.FilterSet):
-    office = django_filters.ModelChoiceFilter(
-        queryset=None, label="Office", empty_label="All offices", widget=ListSelect
+    office = OfficeFilter(
+        queryset=None,
+        label="Office",
+        empty_label="All offices",
+        to_field_name="slug",
+        widget=ListSelect,
     )
     service = django_filters.ModelChoiceFilter(
         queryset=Service.objects.order_by("name"),
@@ -88,16 +120,13 @@ class UsageFilter(django_filters.FilterSet):
     def __init__(self, data=None, queryset=None, *, request=None, prefix=None, scope: PortalScope):
         self.scope = scope
         super().__init__(data, queryset, request=request, prefix=prefix)
-        self.filters["office"].queryset = scope.offices()
+        office = self.filters["office"]
+        office.queryset = scope.offices()
+        if not scope.is_company_admin:
+            # Only their own offices: one is simply preselected, several are "all mine".
+            office.extra["empty_label"] = None if len(scope.office_ids) == 1 else "All my offices"
         self.tz = scope.company.tz
         self._labels: dict[str, list[str] | None] = {}
-
-    @property
-    def form(self):
-        form = super().form
-        # Office.__str__ names the company (a query per option); the name is enough here.
-        form.fields["office"].label_from_instance = lambda office: office.name
-        return form
 
     def _start_of(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)

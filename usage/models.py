@@ -163,7 +163,7 @@ class UsageRecord(ImmutableModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.external_id}: {self.quantity} {self.service_id} = {self.cost}"
+        return f"{self.external_id}: {self.quantity} × {self.service.name} = {self.cost} credits"
 
 
 # Bits of UsageDay.funded: which parts of a record's split are non-zero.

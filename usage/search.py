@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 
 from django.db import connections
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Replace
+from django.db.models.lookups import Contains
 
 from usage.models import UsageRecord
 
@@ -76,8 +78,40 @@ def numbers_indexed_for(text: str) -> bool:
     return bool(_TRIGRAM.search(text))
 
 
+# What people put between the digits of a phone number. A number is searched without
+# them on both sides, so "+493055550171" finds "+49 30 5555 0171" and the other way round.
+PHONE_FORMATTING = (" ", "-", "(", ")", ".", "/")
+_NUMBER = re.compile(r"\+?[0-9]{3,}")
+
+
+def phone_digits(text: str) -> str | None:
+    """`text` without phone formatting when what is left is a number (an optional "+"
+    and at least 3 digits), else None."""
+    for char in PHONE_FORMATTING:
+        text = text.replace(char, "")
+    return text if _NUMBER.fullmatch(text) else None
+
+
+def unformatted_phone_number():
+    """The record's phone number without formatting: the expression the trigram index
+    `usage_phone_digits_trgm` (migration usage 0009) is built on, character for character."""
+    expression = F("phone_number")
+    for char in PHONE_FORMATTING:
+        expression = Replace(expression, Value(char), Value(""))
+    return expression
+
+
+def number_condition(text: str) -> Q:
+    """Records whose phone number contains `text`, formatting ignored when `text` is a
+    number."""
+    digits = phone_digits(text)
+    if digits is None:
+        return Q(phone_number__icontains=text)
+    return Q(Contains(unformatted_phone_number(), digits))
+
+
 def search_condition(text: str, labels: list[str] | None) -> Q:
     """Records whose label or number contains `text`; `labels` are the labels that do
     (from `user_labels_matching`), or None to test each record's label."""
     by_label = Q(user_label__icontains=text) if labels is None else Q(user_label__in=labels)
-    return by_label | Q(phone_number__icontains=text)
+    return by_label | number_condition(text)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, Min, QuerySet, Sum
+from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from offices.models import Office
 from offices.selectors import PortalScope
 from usage.filters import FUNDED_BY_FIELD
 from usage.models import FUNDED_BITS, UsageDay, UsageRecord
-from usage.search import numbers_indexed_for
+from usage.search import number_condition, numbers_indexed_for
 
 PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
 
@@ -84,7 +84,7 @@ def _search_totals(filterset, text: str) -> dict[str, Decimal | int] | None:
     # COUNT(*), not COUNT(id): the covering index holds no id.
     sums = {"events": Count("*"), **{name: Sum(name) for name in ("cost", *PARTS)}}
     by_label = others.filter(user_label__in=labels)
-    by_number_only = others.filter(phone_number__icontains=text).exclude(user_label__in=labels)
+    by_number_only = others.filter(number_condition(text)).exclude(user_label__in=labels)
     # Grouped by company (one group: the scope's), so each part is one row or none.
     rows = (
         by_label.values("company")
@@ -152,7 +152,9 @@ def _day_totals(scope: PortalScope, cleaned: dict) -> dict[str, Decimal | int] |
 
 
 def usage_by_service(scope: PortalScope, office: Office, period: dt.date) -> list[dict]:
-    """This period's usage of one office per service (one grouped query)."""
+    """This period's usage of one office per service, with each funding source's own sum
+    (one grouped query). Every figure is a sum of the records' parts, so what paid is
+    named by the record, never by today's pooling state."""
     return list(
         scope.restrict(UsageRecord.objects.all())
         .filter(office=office, period=period)
@@ -161,9 +163,7 @@ def usage_by_service(scope: PortalScope, office: Office, period: dt.date) -> lis
             events=Count("id"),
             quantity=Sum("quantity"),
             cost=Sum("cost"),
-            allowance=Sum("allowance_part"),
-            funded=Sum(F("pool_part") + F("wallet_part") + F("ai_part")),
-            uncovered=Sum("uncovered"),
+            **{name: Sum(name) for name in PARTS},
         )
         .order_by("-cost", "service__name")
     )
@@ -171,46 +171,47 @@ def usage_by_service(scope: PortalScope, office: Office, period: dt.date) -> lis
 
 @dataclass(frozen=True)
 class DayUsage:
+    """One local day's cost of one office, split by what paid it."""
+
     day: dt.date
-    allowance: Decimal
-    funded: Decimal  # from the pool, a wallet or AI credits
-    uncovered: Decimal
+    allowance_part: Decimal = ZERO
+    pool_part: Decimal = ZERO
+    wallet_part: Decimal = ZERO
+    ai_part: Decimal = ZERO
+    uncovered: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
-        return self.allowance + self.funded + self.uncovered
+        return sum((getattr(self, name) for name in PARTS), ZERO)
 
 
 def daily_usage(scope: PortalScope, office: Office, days: int = 30, now=None) -> list[DayUsage]:
-    """Cost per day for the last `days` days (company time zone), split into allowance,
-    pool or wallet, and uncovered; days without usage are zero."""
+    """Cost per day for the last `days` days (company time zone), split into the five
+    parts the records name (allowance, pool, wallet, AI credits, uncovered); days without
+    usage are zero. Read from the day rollups (a few rows a day); from the records only
+    when some rollup of these days counts them in a time zone the company no longer has."""
     tz = scope.company.tz
     today = timezone.localtime(now or timezone.now(), tz).date()
     first = today - dt.timedelta(days=days - 1)
-    start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
-    rows = (
-        scope.restrict(UsageRecord.objects.all())
-        .filter(office=office, occurred_at__gte=start)
-        .annotate(day=TruncDate("occurred_at", tzinfo=tz))
-        .values("day")
-        .annotate(
-            allowance=Sum("allowance_part"),
-            funded=Sum(F("pool_part") + F("wallet_part") + F("ai_part")),
-            uncovered=Sum("uncovered"),
-        )
-        .order_by("day")
+    sums = {name: Sum(name) for name in PARTS}
+    rollups = scope.restrict(UsageDay.objects.all()).filter(
+        office=office, day__gte=first - dt.timedelta(days=1)
     )
+    rows = list(rollups.values("day", "tz").annotate(**sums).order_by("day"))
+    if any(r["tz"] != scope.company.billing_timezone for r in rows):
+        start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
+        rows = list(
+            scope.restrict(UsageRecord.objects.all())
+            .filter(office=office, occurred_at__gte=start)
+            .annotate(day=TruncDate("occurred_at", tzinfo=tz))
+            .values("day")
+            .annotate(**sums)
+            .order_by("day")
+        )
     by_day = {r["day"]: r for r in rows}
     result = []
     for i in range(days):
         day = first + dt.timedelta(days=i)
         r = by_day.get(day, {})
-        result.append(
-            DayUsage(
-                day=day,
-                allowance=r.get("allowance") or ZERO,
-                funded=r.get("funded") or ZERO,
-                uncovered=r.get("uncovered") or ZERO,
-            )
-        )
+        result.append(DayUsage(day, **{name: r.get(name) or ZERO for name in PARTS}))
     return result

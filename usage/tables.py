@@ -19,28 +19,53 @@ SPLIT_LABELS = (
 
 
 class UsageTable(tables.Table):
+    # data-label: phones show each row as a card of label/value lines.
     occurred_at = tables.Column(
-        verbose_name="Time", order_by=("occurred_at", "id"), attrs={"td": {"class": "nowrap"}}
+        verbose_name="Time",
+        order_by=("occurred_at", "id"),
+        attrs={"td": {"class": "nowrap card-title", "data-label": "Time"}},
     )
-    office = tables.Column(accessor="office__name", verbose_name="Office", order_by="office__name")
+    office = tables.Column(
+        accessor="office__name",
+        verbose_name="Office",
+        order_by="office__name",
+        attrs={"td": {"data-label": "Office"}},
+    )
     service = tables.Column(
-        accessor="service__name", verbose_name="Service", order_by="service__name"
+        accessor="service__name",
+        verbose_name="Service",
+        order_by="service__name",
+        attrs={"td": {"data-label": "Service"}},
     )
     user = tables.Column(
         accessor="user_label",
         verbose_name="User / number",
         order_by=("user_label", "phone_number"),
         empty_values=(),
+        attrs={"td": {"data-label": "User / number"}},
     )
-    quantity = tables.Column(verbose_name="Quantity", attrs={"td": {"class": "num"}})
+    # Quantities of different services are in different units: sorted within a service.
+    quantity = tables.Column(
+        verbose_name="Quantity",
+        order_by=("service_id", "quantity", "id"),
+        attrs={"td": {"class": "num", "data-label": "Quantity"}},
+    )
     cost = tables.Column(
-        verbose_name="Cost", attrs={"td": {"class": "num"}, "th": {"class": "num"}}
+        verbose_name="Cost",
+        attrs={"td": {"class": "num money", "data-label": "Cost"}, "th": {"class": "num"}},
     )
-    split = tables.Column(empty_values=(), verbose_name="Paid from", orderable=False)
-    pooling_on = tables.Column(verbose_name="Pooling", orderable=False)
+    split = tables.Column(
+        empty_values=(),
+        verbose_name="Paid from",
+        orderable=False,
+        attrs={"td": {"class": "money", "data-label": "Paid from"}},
+    )
+    pooling_on = tables.Column(
+        verbose_name="Pooling", orderable=False, attrs={"td": {"data-label": "Pooling"}}
+    )
 
     class Meta:
-        attrs = {"class": "data usage-table"}
+        attrs = {"class": "data usage-table cards-on-phone"}
         template_name = "usage/table.html"
         empty_text = "No usage matches these filters."
         order_by_field = "sort"

@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    "core.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -106,6 +107,10 @@ def databases_from_env(default_url: str) -> dict:
 
 
 DATABASES = databases_from_env(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The covering indexes' INCLUDE columns serve PostgreSQL's index-only sums; SQLite
+    # (the demo) builds the same indexes without them, which is all it needs.
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
 DATABASE_ROUTERS = ["config.db_router.HistoryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -184,6 +189,14 @@ USAGE_MAX_QUANTITY = env("USAGE_MAX_QUANTITY", default="1000000")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"no_4xx_traceback": {"()": "core.logging.NoClientErrorTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["no_4xx_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Django's own console handler (DEBUG) would print every line a second time: its
+        # records reach the root handler anyway. The dev server keeps its own format.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }

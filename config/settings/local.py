@@ -8,3 +8,6 @@ DEBUG = env.bool("DEBUG", default=True)
 # The demo never runs collectstatic: whitenoise serves straight from the app folders.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+
+# The portal's own 404 page rather than Django's technical one (it lists URL patterns).
+MIDDLEWARE = [*MIDDLEWARE, "core.middleware.PortalNotFoundMiddleware"]  # noqa: F405

@@ -90,7 +90,7 @@ def test_company_admin_reads_balance_filters_usage_and_downloads_csv(
     austin_row.get_by_role("link", name="Austin").click()
     page.wait_for_url(re.compile(r"/offices/austin/$"))
     assert "Draws from the shared pool" in page.locator("#funding").inner_text()
-    assert page.locator("svg rect.seg-funded").count() >= 1
+    assert page.locator("svg rect.seg-pool").count() >= 1
     screenshot("office")
 
     # when: they filter usage by office and by the day of austin's latest event

@@ -101,7 +101,9 @@ def cell(html: str, row_marker: str, css: str) -> str:
 
     start = html.index(row_marker)
     row = html[start : html.index("</tr>", start)]
-    match = re.search(rf'class="num {css}[^"]*">([^<]*)<', row)
+    match = re.search(
+        rf'class="num(?: [^"]*)? {css}(?=[ "])[^"]*"[^>]*>(?:<a [^>]*>)?([^<]*)<', row
+    )
     assert match, f"no {css} cell in row {row_marker}"
     return match.group(1).strip()
 

@@ -24,7 +24,8 @@ def test_company_admin_reads_allowances_and_wallets_with_pooling_off(
     assert cell(html, 'data-office="berlin"', "remaining") == "60.00"
     assert cell(html, 'data-office="hq"', "remaining") == "100.00"
     assert cell(html, 'data-office="austin"', "wallet") == "22.50"
-    assert cell(html, 'data-office="austin"', "pool-drawn") == "27.50"  # drawn from its wallet
+    assert cell(html, 'data-office="austin"', "wallet-drawn") == "27.50"  # drawn from its wallet
+    assert 'class="num money pool-drawn"' not in html  # no pool draws this period
     assert 'id="pool-balance"' not in html
 
 

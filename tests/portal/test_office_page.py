@@ -36,7 +36,8 @@ def test_chart_is_inline_svg_split_by_funding(client, acme_usage, acme_admin):
     html = client.get("/offices/austin/").content.decode()
     svg = html[html.index("<svg") : html.index("</svg>")]
     assert 'class="seg-allowance"' in svg  # 100 SMS from the allowance today
-    assert 'class="seg-funded"' in svg  # 27.5 from the wallet today
+    assert 'class="seg-wallet"' in svg  # 27.5 from the wallet today
+    assert 'class="seg-pool"' not in svg
     assert 'class="seg-uncovered"' not in svg
     assert len(re.findall(r'class="slot"', svg)) == 30
 
@@ -54,19 +55,27 @@ def test_chart_bars_scale_to_the_busiest_day():
     from decimal import Decimal
 
     days = [
-        DayUsage(dt.date(2026, 11, 1), Decimal("10"), Decimal("0"), Decimal("0")),
-        DayUsage(dt.date(2026, 11, 2), Decimal("5"), Decimal("5"), Decimal("10")),
+        DayUsage(dt.date(2026, 11, 1), allowance_part=Decimal("10")),
+        DayUsage(
+            dt.date(2026, 11, 2),
+            allowance_part=Decimal("5"),
+            pool_part=Decimal("3"),
+            wallet_part=Decimal("2"),
+            uncovered=Decimal("10"),
+        ),
     ]
     chart = chart_bars(days)
     first, second = chart["bars"]
     assert [s["css"] for s in second["segments"]] == [
         "seg-allowance",
-        "seg-funded",
+        "seg-pool",
+        "seg-wallet",
         "seg-uncovered",
     ]
-    # the busiest day (20) fills the plot; the first day is half as tall
+    # the busiest day (20) is twice as tall as the first; the axis ends on a round 20
     tallest = sum(s["h"] for s in second["segments"])
     assert abs(first["segments"][0]["h"] * 2 - tallest) < 0.05
+    assert [t["value"] for t in chart["y_ticks"]] == [0, 5, 10, 15, 20]
 
 
 def test_credits_format_has_separators_and_two_to_four_places():

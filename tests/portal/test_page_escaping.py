@@ -22,8 +22,8 @@ def test_balance_table_escapes_office_and_plan_names(client, acme, acme_admin, c
     # then
     row = html[html.index('data-office="obrien"') : html.index("</tr>", html.index("obrien"))]
     assert f'<a href="/offices/obrien/">{ESCAPED}</a>' in row
-    assert '<td class="nowrap">&lt;i&gt;Pro&lt;/i&gt; &amp; more</td>' in row
-    assert '<td class="num wallet">12.50</td>' in row
+    assert '<span class="subtle">&lt;i&gt;Pro&lt;/i&gt; &amp; more</span>' in row
+    assert '<td class="num money wallet" data-label="Wallet balance">12.50</td>' in row
     assert "<b>" not in html and "<i>Pro" not in html
 
 

@@ -139,15 +139,42 @@ PORTAL = [
             office_admin_b="→/offices/berlin/",
             company_admin_x="→/balance/",
             company_admin_y="→/balance/",
+            staff="→/admin/",
+            care="→/admin/",
         ),
     ),
     Case("balance/", "balance", "/balance/", portal()),
+    Case("balance/activity/", "activity", "/balance/activity/", portal()),
+    # Another office's wallet (or another tenant's) is a form error, never its entries.
+    Case(
+        "balance/activity/",
+        "activity",
+        "/balance/activity/?account={paris_wallet}",
+        portal(),
+        note="foreign balance",
+    ),
+    Case("balance/activity.csv", "activity_export", "/balance/activity.csv", portal()),
+    Case(
+        "balance/activity.csv",
+        "activity_export",
+        "/balance/activity.csv?account={austin_wallet}",
+        portal(office_admin_b=400, company_admin_y=400),
+        note="wallet A",
+    ),
     Case("credits/add/", "add_credits", "/credits/add/", portal()),
     *OFFICE_PAGES,
     Case("usage/", "history", "/usage/", portal()),
     # A foreign office in the filter is a form error on the page, never its rows.
-    Case("usage/", "history", "/usage/?office={paris}", portal(), note="foreign office"),
-    Case("usage/", "history", "/usage/?office={austin}", portal(), note="office A"),
+    Case("usage/", "history", "/usage/?office=paris", portal(), note="foreign office"),
+    Case("usage/", "history", "/usage/?office=austin", portal(), note="office A"),
+    # A link made before slugs: the office's id, sent on to its slug if the user sees it.
+    Case(
+        "usage/",
+        "history",
+        "/usage/?office={austin}",
+        portal(office_admin_a="→/usage/?office=austin", company_admin_x="→/usage/?office=austin"),
+        note="office A by id",
+    ),
     Case("usage/export.csv", "export", "/usage/export.csv", portal()),
     Case(
         "usage/export.csv",
@@ -495,6 +522,8 @@ def ids(world, care):
     values |= {
         "paris": world.office("globex", "paris").pk,
         "austin": world.office("acme", "austin").pk,
+        "paris_wallet": world.office("globex", "paris").accounts.get().pk,
+        "austin_wallet": world.office("acme", "austin").accounts.get().pk,
     }
     return values
 

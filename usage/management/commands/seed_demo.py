@@ -4,8 +4,9 @@ Globex (pooling off), with a catalog, logins and about 75 days of usage.
 Everything is written through the services. The history is replayed in time order with
 the clock set to each simulated moment, so ledger entries, usage batches and the pooling
 change carry the times they would have had. Event ids and purchase idempotency keys are
-deterministic, so running the command again charges and buys nothing new; it only resets
-the demo passwords (and, on a later day, charges the days that have passed since)."""
+deterministic, so running the command again charges and buys nothing new (on a later day
+it charges the days that have passed since). A login that exists keeps its password
+unless --password is given: re-seeding never undoes a password someone changed."""
 
 from __future__ import annotations
 
@@ -318,13 +319,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--password",
-            default=DEFAULT_PASSWORD,
-            help=f"Password of every demo login (default: {DEFAULT_PASSWORD}).",
+            default=None,
+            help=(
+                f"Set this password on every demo login, new or existing (default: new logins "
+                f"get {DEFAULT_PASSWORD}, existing ones keep theirs)."
+            ),
         )
 
-    def handle(self, *args, password: str, **options):
+    def handle(self, *args, password: str | None, **options):
         started = time.monotonic()
         self.stats = {"charged": 0, "duplicates": 0, "entries": 0}
+        self.passwords: dict[str, str] = {}  # username → the password set this run
         catalog = self.catalog()
         care = self.user("care", password, first="Casey", last="Morgan", staff=True)
         care.groups.add(customer_care_group_ensure())
@@ -356,7 +361,8 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(f"{'username':<14} {'password':<16} role")
         for username, role in logins:
-            self.stdout.write(f"{username:<14} {password:<16} {role}")
+            shown = self.passwords.get(username, "(unchanged)")
+            self.stdout.write(f"{username:<14} {shown:<16} {role}")
 
     # Catalog, companies, users -----------------------------------------------------
 
@@ -407,7 +413,9 @@ class Command(BaseCommand):
         return company
 
     def user(self, username, password, *, first="", last="", staff=False) -> User:
-        user, _ = User.objects.get_or_create(
+        """The demo login `username`: created with `password` (or the default one); an
+        existing login gets `password` only when one was given."""
+        user, created = User.objects.get_or_create(
             username=username,
             defaults={
                 "email": f"{username}@example.com",
@@ -416,7 +424,9 @@ class Command(BaseCommand):
                 "is_staff": staff,
             },
         )
-        user.set_password(password)
+        if created or password is not None:
+            user.set_password(password or DEFAULT_PASSWORD)
+            self.passwords[username] = password or DEFAULT_PASSWORD
         user.is_active = True
         user.is_staff = user.is_staff or staff
         user.save()
