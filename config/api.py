@@ -20,6 +20,7 @@ from core.json_render import json_bytes
 from credits.api import router as credits_router
 from usage.api import router as usage_router
 from usage.api_auth import ApiKeyAuth
+from usage.events import metadata_levels_publish
 from usage.statement_api import router as statements_router
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -97,6 +98,11 @@ class CreditPoolingAPI(NinjaAPI):
         if request.method in ("POST", "PUT", "PATCH"):
             _check_body_headers(request)
         return super().create_temporal_response(request)
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        metadata_levels_publish(schema["components"]["schemas"])
+        return schema
 
 
 api = CreditPoolingAPI(

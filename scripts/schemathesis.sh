@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Fuzz the JSON API with Schemathesis against gunicorn and a fresh PostgreSQL database:
-# no answer may be a 5xx, and every documented answer must match the OpenAPI schema.
+# Fuzz the JSON API with Schemathesis against gunicorn and a fresh PostgreSQL database, with
+# every check (--checks all): no 5xx, every answer as documented, everything the schema calls
+# valid accepted and everything it calls invalid refused; then the stateful phase follows the
+# schema's links (POST /usage-events -> GET /usage-events -> its next page). A fixed seed, one
+# worker: the same run every time. scripts/schemathesis_hooks.py gives schema-valid cases the
+# facts a schema cannot hold (existing offices and services, fresh ids, a recent occurred_at).
 #
 #   bash scripts/schemathesis.sh
 #
@@ -49,7 +53,7 @@ echo "== seed"
 if "$PY" manage.py help seed_demo >/dev/null 2>&1; then
     "$PY" manage.py seed_demo >/dev/null
 else
-    "$PY" manage.py shell -c '
+    "$PY" manage.py shell -v 0 -c '
 from decimal import Decimal
 from offices.models import CreditKind, Plan
 from offices.services import company_create, office_create
@@ -71,6 +75,12 @@ for slug in ("austin", "berlin", "london"):
 '
 fi
 KEY="$("$PY" manage.py create_api_key --company acme --name schemathesis 2>/dev/null | tail -n 1)"
+# The facts the hooks put into schema-valid cases: acme's offices, the active services, and
+# the metadata size limit (which JSON Schema cannot express).
+export SCHEMATHESIS_OFFICES SCHEMATHESIS_SERVICES SCHEMATHESIS_METADATA_MAX_BYTES
+SCHEMATHESIS_METADATA_MAX_BYTES="$("$PY" manage.py shell -v 0 -c 'from usage.events import METADATA_MAX_BYTES; print(METADATA_MAX_BYTES)')"
+SCHEMATHESIS_OFFICES="$("$PY" manage.py shell -v 0 -c 'from offices.models import Office; print(",".join(Office.objects.filter(company__slug="acme").order_by("slug").values_list("slug", flat=True)))')"
+SCHEMATHESIS_SERVICES="$("$PY" manage.py shell -v 0 -c 'from usage.models import Service; print(",".join(Service.objects.filter(active=True).order_by("code").values_list("code", flat=True)))')"
 
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 echo "== gunicorn on 127.0.0.1:$PORT"
@@ -78,6 +88,7 @@ echo "== gunicorn on 127.0.0.1:$PORT"
 SERVER_LOG="$(mktemp -t ucp-schemathesis-XXXXXX.log)"
 # Schemathesis keeps a cache in its working directory; keep it out of the repository.
 SCRATCH="$(mktemp -d -t ucp-schemathesis-XXXXXX)"
+HOOKS_DIR="$(pwd)/scripts"
 "$PY" -m gunicorn config.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 \
     --log-level warning --error-logfile - >"$SERVER_LOG" 2>&1 &
 GUNICORN_PID=$!
@@ -102,11 +113,14 @@ done
 
 echo "== schemathesis (seed $SEED, at most $MAX_EXAMPLES examples per operation)"
 status=0
-(cd "$SCRATCH" && "$BIN/schemathesis" run "http://127.0.0.1:$PORT/api/openapi.json" \
+(cd "$SCRATCH" && PYTHONPATH="$HOOKS_DIR" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+    "$BIN/schemathesis" run "http://127.0.0.1:$PORT/api/openapi.json" \
     --header "Authorization: Bearer $KEY" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks all \
+    --phases examples,coverage,fuzzing,stateful \
     --seed "$SEED" \
     --max-examples "$MAX_EXAMPLES" \
+    --workers 1 \
     --generation-database none \
     --request-timeout 20 \
     --no-color) || status=$?

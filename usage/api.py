@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 
 from django.db.models import Q, prefetch_related_objects
 from ninja import Query, Router
@@ -14,6 +15,7 @@ from core.errors import ValidationFailed
 from core.json_render import json_response
 from offices.models import Office
 from usage.api_schemas import (
+    CURSOR_PATTERN,
     ErrorOut,
     UsageBatchIn,
     UsageBatchOut,
@@ -28,6 +30,27 @@ router = Router(tags=["usage"])
 
 ERRORS = {code: ErrorOut for code in (400, 401, 413, 415, 422)}
 MAX_BIGINT = 2**63 - 1
+CURSOR_RE = re.compile(CURSOR_PATTERN.removesuffix("$"))  # fullmatch: no trailing newline
+LIST = "usage_events_list"
+# OpenAPI links: what a client (or schemathesis's stateful phase) may do with an answer.
+LIST_AFTER_CHARGE = {
+    "ListTheOfficeUsage": {
+        "operationId": LIST,
+        "description": "The office's usage records from the first charged event on.",
+        "parameters": {
+            "office": "$response.body#/events/0/office",
+            "service": "$response.body#/events/0/service",
+            "from": "$response.body#/events/0/occurred_at",
+        },
+    }
+}
+LIST_NEXT_PAGE = {
+    "NextPage": {
+        "operationId": LIST,
+        "description": "The next page: pass `next_cursor` as `cursor`.",
+        "parameters": {"cursor": "$response.body#/next_cursor"},
+    },
+}
 
 
 def record_out(record: UsageRecord) -> dict:
@@ -63,10 +86,15 @@ def record_out(record: UsageRecord) -> dict:
     response={200: UsageBatchOut, **ERRORS},
     summary="Charge a batch of usage events",
     description=(
-        "All or nothing: 1 to 1000 events; if any is invalid nothing is charged and the 422 "
-        "lists each problem by index and field. An event id already charged is not charged "
-        "again: its original charge comes back with `duplicate: true`."
+        "All or nothing: 1 to 1000 events in a body of at most 1 MiB; if any is invalid "
+        "nothing is charged and the 422 lists each problem by index and field. An event id "
+        "already charged with the same office, service, quantity and occurred_at is not "
+        "charged again: its original charge comes back with `duplicate: true`; the same id "
+        "with other content is a conflict on that event (422). Which offices and services "
+        "exist, and the occurred_at window, are checked against your company and the clock."
     ),
+    operation_id="usage_events_create",
+    openapi_extra={"responses": {200: {"links": LIST_AFTER_CHARGE}}},
 )
 def usage_events_create(request, batch: UsageBatchIn):
     ingested = usage_ingest(company=request.auth.company, events=batch.events)
@@ -94,6 +122,8 @@ def _cursor_encode(record: UsageRecord) -> str:
 
 def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
     try:
+        if not CURSOR_RE.fullmatch(cursor):
+            raise ValueError  # b64decode would skip characters outside the alphabet
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         moment, pk = json.loads(raw)
         moment = dt.datetime.fromisoformat(moment)
@@ -114,8 +144,11 @@ def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
     summary="List usage records",
     description=(
         "The company's usage records, newest first (occurred_at, then id, descending). "
-        "Follow `next_cursor` until it is null."
+        "Follow `next_cursor` until it is null. An unknown office or service, or a cursor "
+        "this API did not hand out, is refused (422)."
     ),
+    operation_id=LIST,
+    openapi_extra={"responses": {200: {"links": LIST_NEXT_PAGE}}},
 )
 def usage_events_list(request, filters: Query[UsageFilter]):
     company = request.auth.company

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 from django.conf import settings
 from ninja import Schema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.api_schemas import Amount, ErrorOut, Period, money
-from usage.events import SLUG_MAX, OffsetDateTime, Text, UsageEvent
+from usage.events import (
+    RFC3339,
+    SLUG_MAX,
+    TEXT_PATTERN,
+    TEXT_RULE,
+    Text,
+    UsageEvent,
+    rfc3339_or_datetime,
+)
 
 __all__ = ["ErrorOut", "money"]
 CURSOR_MAX = 200
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # unpadded URL-safe base64, as the API hands it out
+LIMIT_MAX = 500
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("Out of range: before year 1 or after year 9999 in UTC.") from None
+
+
+# Unlike an event's occurred_at, a filter bound may be any instant (1999 included) that UTC
+# can show.
+FilterDateTime = Annotated[
+    AwareDatetime, BeforeValidator(rfc3339_or_datetime), AfterValidator(_utc)
+]
+BOUND_RULE = "RFC 3339 with offset, within years 0001-9999 once converted to UTC"
 
 
 # The batch shapes are plain pydantic models, not ninja Schemas: a Schema's wrap validator
@@ -72,13 +98,34 @@ class UsagePageOut(BaseModel):
 
 
 class UsageFilter(Schema):
-    office: Text | None = Field(None, max_length=SLUG_MAX, description="Office slug.")
-    service: Text | None = Field(None, max_length=SLUG_MAX, description="Service code.")
-    occurred_from: OffsetDateTime | None = Field(
-        None, alias="from", description="Earliest occurred_at (inclusive), with offset."
+    office: Text | None = Field(
+        None,
+        max_length=SLUG_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"Slug of one of your company's offices. {TEXT_RULE}",
     )
-    occurred_to: OffsetDateTime | None = Field(
-        None, alias="to", description="Latest occurred_at (exclusive), with offset."
+    service: Text | None = Field(
+        None,
+        max_length=SLUG_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"A service code. {TEXT_RULE}",
     )
-    cursor: Text | None = Field(None, max_length=CURSOR_MAX)
-    limit: int = Field(100, ge=1, le=500)
+    occurred_from: FilterDateTime | None = Field(
+        None,
+        alias="from",
+        json_schema_extra={"pattern": RFC3339},
+        description=f"Earliest occurred_at (inclusive): {BOUND_RULE}; not after `to`.",
+    )
+    occurred_to: FilterDateTime | None = Field(
+        None,
+        alias="to",
+        json_schema_extra={"pattern": RFC3339},
+        description=f"Latest occurred_at (exclusive): {BOUND_RULE}.",
+    )
+    cursor: Text | None = Field(
+        None,
+        max_length=CURSOR_MAX,
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+        description="The `next_cursor` of a previous page, as it was handed out.",
+    )
+    limit: int = Field(100, ge=1, le=LIMIT_MAX, description="Records per page.")

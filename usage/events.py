@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -27,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
 )
 
 # The limits the API enforces and publishes (OpenAPI) come from these, and only these.
@@ -36,8 +38,24 @@ USER_MAX = 200  # usage_usagerecord.user_label
 NUMBER_MAX = 40  # usage_usagerecord.phone_number
 METADATA_MAX_BYTES = 4096
 METADATA_MAX_DEPTH = 8
+QUANTITY_PLACES = 4
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-ISO_DATE_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# RFC 3339 date-time (the schema's `format: date-time`), seconds 00-59: what Python parses.
+RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+RFC3339_RE = re.compile(RFC3339.removesuffix("$"))  # used with fullmatch: no trailing newline
+# What str.strip() removes (str.isspace), spelled out so that the published pattern means the
+# same in every regex dialect; tests/api/test_openapi.py checks the two agree.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text PostgreSQL can store (see clean_text). The pattern leaves out the other half of the
+# rule, no unpaired surrogate: regex engines that work on code points (Rust's, used by
+# validators and Schemathesis) cannot even spell a surrogate; the descriptions state it.
+TEXT_CHAR = "[^\\u0000]"
+TEXT_PATTERN = f"^{TEXT_CHAR}*$"
+TEXT_RULE = "No NUL character (\\u0000), no unpaired surrogate (\\ud800-\\udfff)."
+NOT_BLANK_PATTERN = f"^{TEXT_CHAR}*[^{WHITESPACE}\\u0000]{TEXT_CHAR}*$"
 MESSAGES = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
 # Errors name a field as the API does.
 API_NAMES = {"external_id": "id", "user_label": "user", "phone_number": "number"}
@@ -62,13 +80,16 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _iso_string_or_datetime(value: Any) -> Any:
-    # Pydantic would read a number (even "1764150000") as a Unix time; the API promises
-    # ISO 8601. Python callers may pass a datetime.
+def rfc3339_or_datetime(value: Any) -> Any:
+    # Pydantic would read a number (even "1764150000") as a Unix time, and takes forms that
+    # are not RFC 3339 (no seconds, "+0000"); the API promises RFC 3339, the schema's
+    # date-time. Python callers may pass a datetime.
     if isinstance(value, dt.datetime):
         return value
-    if not isinstance(value, str) or not ISO_DATE_START.match(value):
-        raise ValueError("Must be an ISO 8601 date-time string with a UTC offset.")
+    if not isinstance(value, str) or not RFC3339_RE.fullmatch(value):
+        raise ValueError(
+            "Must be an RFC 3339 date-time with a UTC offset, e.g. 2026-11-26T09:30:00+00:00."
+        )
     return value
 
 
@@ -115,9 +136,146 @@ def _small_json_object(value: dict) -> dict:
     return value
 
 
+def _max_quantity() -> Decimal:
+    maximum = Decimal(settings.USAGE_MAX_QUANTITY)
+    if maximum != maximum.to_integral_value() or maximum < 1:
+        raise ImproperlyConfigured("USAGE_MAX_QUANTITY must be a whole number of at least 1.")
+    return maximum
+
+
+def quantity_pattern(maximum: Decimal, places: int = QUANTITY_PLACES) -> str:
+    """The decimal strings x with 0 < x <= maximum (a whole number) and at most `places`
+    decimals, written plainly (no sign, exponent or leading zero), as one regular expression
+    that reads the same in ECMA-262 (JSON Schema) and Python."""
+    digits = str(int(maximum))
+    fraction = f"(?:\\.[0-9]{{1,{places}}})?"
+    below = []  # whole parts 1 .. maximum - 1, any fraction
+    if len(digits) > 1:
+        below.append(f"[1-9][0-9]{{0,{len(digits) - 2}}}")
+    for i, digit in enumerate(digits):
+        low, high = (1 if i == 0 else 0), int(digit) - 1
+        if low <= high:
+            rest = len(digits) - i - 1
+            below.append(f"{digits[:i]}[{low}-{high}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    # 0.xxxx, not all zeros: the first non-zero decimal, then any digits up to `places`
+    under_one = [
+        "0" * k + "[1-9]" + (f"[0-9]{{0,{places - 1 - k}}}" if places - 1 - k else "")
+        for k in range(places)
+    ]
+    options = [f"0\\.(?:{'|'.join(under_one)})", f"{digits}(?:\\.0{{1,{places}}})?"]
+    if below:
+        options.insert(0, f"(?:{'|'.join(below)}){fraction}")
+    return f"^(?:{'|'.join(options)})$"
+
+
+# A quantity string has this shape; then 0 < value <= the maximum (pydantic's messages).
+# Together the two are exactly quantity_pattern() (tests/api/test_openapi.py checks it).
+QUANTITY_FORMAT = re.compile(rf"-?(?:0|[1-9][0-9]*)(?:\.[0-9]{{1,{QUANTITY_PLACES}}})?")
+QUANTITY_FORMAT_MESSAGE = (
+    f'Must be a decimal string such as "12.5" (digits, at most {QUANTITY_PLACES} decimal '
+    "places, no exponent or leading zeros) or a JSON integer."
+)
+
+
+def _quantity_in(value: Any) -> Any:
+    # The API takes a quantity as a decimal string or a JSON integer, never as a fractional
+    # JSON number: a binary float cannot promise 4 exact decimals (0.1 + 0.2 is not 0.3), and
+    # JSON Schema's multipleOf on floats differs between validators. Python callers may pass
+    # a Decimal.
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(QUANTITY_FORMAT_MESSAGE)
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if value.is_integer():  # 2.0 is the integer 2 in JSON Schema
+            return Decimal(int(value))
+        if value <= 0:
+            raise ValueError("Input should be greater than 0")  # as for any other quantity
+        plain = format(Decimal(repr(value)), "f") if math.isfinite(value) else ""
+        if QUANTITY_FORMAT.fullmatch(plain):
+            raise ValueError(
+                f'Send a fractional quantity as a decimal string: "{plain}", not {plain} '
+                f"(at most {QUANTITY_PLACES} decimal places)."
+            )
+        raise ValueError(
+            "Send a fractional quantity as a decimal string with at most "
+            f"{QUANTITY_PLACES} decimal places, not as a JSON number."
+        )
+    if isinstance(value, str) and len(value) <= 40 and QUANTITY_FORMAT.fullmatch(value):
+        return Decimal(value)
+    raise ValueError(QUANTITY_FORMAT_MESSAGE)
+
+
+def quantity_json_schema() -> dict:
+    maximum = _max_quantity()
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": quantity_pattern(maximum)},
+            {"type": "integer", "minimum": 1, "maximum": int(maximum)},
+        ],
+        "description": (
+            f"Units (minutes, messages, pages …): more than 0, at most {maximum}, with at most "
+            f'{QUANTITY_PLACES} decimal places. A decimal string ("12.5", "0.0001", "3") or a '
+            'JSON integer (3); a fractional JSON number (12.5) is refused: send "12.5".'
+        ),
+    }
+
+
+METADATA_RULE = (
+    f"Any small JSON object, kept with the record: at most {METADATA_MAX_BYTES} bytes once "
+    f"serialised as JSON, values nested at most {METADATA_MAX_DEPTH} levels deep (a value "
+    f"at level {METADATA_MAX_DEPTH} is a scalar or empty), finite numbers, and text (keys "
+    "too) without NUL characters or unpaired surrogates."
+)
+
+
+def _metadata_level(depth: int) -> str:
+    return f"MetadataValue{depth}"
+
+
+def _metadata_levels() -> dict[str, dict]:
+    # One named schema per nesting level (JSON Schema has no depth keyword); level 1 is a
+    # value of the metadata object itself.
+    key = {"type": "string", "pattern": TEXT_PATTERN}
+    scalars = [key, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+    schemas = {}
+    for depth in range(1, METADATA_MAX_DEPTH + 1):
+        if depth == METADATA_MAX_DEPTH:
+            inner = [{"type": "array", "maxItems": 0}, {"type": "object", "maxProperties": 0}]
+        else:
+            below = {"$ref": f"#/components/schemas/{_metadata_level(depth + 1)}"}
+            inner = [
+                {"type": "array", "items": below},
+                {"type": "object", "propertyNames": key, "additionalProperties": below},
+            ]
+        schemas[_metadata_level(depth)] = {
+            "description": f"A metadata value at nesting level {depth}.",
+            "anyOf": scalars + inner,
+        }
+    return schemas
+
+
+def metadata_levels_publish(components: dict[str, dict]) -> None:
+    """Add the metadata value schemas to an OpenAPI document's components and point the
+    event's metadata at them. (Pydantic cannot emit references to schemas it does not
+    own, so the API adds them to the document it publishes.)"""
+    components.update(_metadata_levels())
+    metadata = components["UsageEvent"]["properties"]["metadata"]
+    metadata["additionalProperties"] = {"$ref": f"#/components/schemas/{_metadata_level(1)}"}
+
+
+METADATA_JSON_SCHEMA = {
+    "type": "object",
+    "propertyNames": {"type": "string", "pattern": TEXT_PATTERN},
+    "description": METADATA_RULE,
+}
+
+
 Text = Annotated[str, AfterValidator(clean_text)]
 OffsetDateTime = Annotated[
-    AwareDatetime, BeforeValidator(_iso_string_or_datetime), AfterValidator(_as_utc)
+    AwareDatetime, BeforeValidator(rfc3339_or_datetime), AfterValidator(_as_utc)
 ]
 
 
@@ -145,29 +303,57 @@ class UsageEvent(BaseModel):
     )
 
     external_id: Annotated[Text, AfterValidator(_not_blank)] = Field(
-        alias="id", min_length=1, max_length=ID_MAX, description="Your unique id of the event."
+        alias="id",
+        min_length=1,
+        max_length=ID_MAX,
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+        description=(
+            "Your unique id of the event (unique within the batch and your company): not only "
+            f"whitespace. {TEXT_RULE}"
+        ),
     )
-    office: Text = Field(min_length=1, max_length=SLUG_MAX, description="Office slug.")
-    service: Text = Field(min_length=1, max_length=SLUG_MAX, description="Service code, e.g. sms.")
-    quantity: Decimal = Field(
-        gt=0,
-        le=Decimal(settings.USAGE_MAX_QUANTITY),
-        decimal_places=4,
-        allow_inf_nan=False,
-        description="Units (minutes, messages, pages …): a number or a decimal string.",
+    office: Text = Field(
+        min_length=1,
+        max_length=SLUG_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"Slug of one of your company's offices. {TEXT_RULE}",
     )
+    service: Text = Field(
+        min_length=1,
+        max_length=SLUG_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"Code of an active service, e.g. sms. {TEXT_RULE}",
+    )
+    quantity: Annotated[
+        Decimal, BeforeValidator(_quantity_in), WithJsonSchema(quantity_json_schema())
+    ] = Field(gt=0, le=_max_quantity(), decimal_places=QUANTITY_PLACES, allow_inf_nan=False)
     occurred_at: OffsetDateTime = Field(
-        description="ISO 8601 with a UTC offset, e.g. 2026-11-26T09:30:00+00:00."
+        description=(
+            "RFC 3339 date-time with a UTC offset, e.g. 2026-11-26T09:30:00+00:00: not before "
+            f"{EARLIEST:%Y-%m-%dT%H:%MZ}, and at most {settings.USAGE_MAX_FUTURE_SECONDS} "
+            "seconds after the moment the batch arrives."
+        ),
+        json_schema_extra={"pattern": RFC3339},
     )
     user_label: Text = Field(
-        "", alias="user", max_length=USER_MAX, description="Who generated the usage."
+        "",
+        alias="user",
+        max_length=USER_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"Who generated the usage. {TEXT_RULE}",
     )
     phone_number: Text = Field(
-        "", alias="number", max_length=NUMBER_MAX, description="Phone number involved."
+        "",
+        alias="number",
+        max_length=NUMBER_MAX,
+        json_schema_extra={"pattern": TEXT_PATTERN},
+        description=f"Phone number involved. {TEXT_RULE}",
     )
-    metadata: Annotated[dict[str, Any], AfterValidator(_small_json_object)] = Field(
-        default_factory=dict, description="Any small JSON object, kept with the record."
-    )
+    metadata: Annotated[
+        dict[str, Any],
+        AfterValidator(_small_json_object),
+        WithJsonSchema(METADATA_JSON_SCHEMA),
+    ] = Field(default_factory=dict)
 
 
 def problem(error: dict) -> tuple[str, str]:

@@ -154,10 +154,24 @@ def test_a_thousand_events_are_accepted_in_one_batch(company, api):
     assert company.offices.get(slug="hq").allowances.get().used == Decimal("100")
 
 
-def test_quantity_may_be_a_json_number(company, api):
-    response = api.send_events(usage_event("n-1", quantity=2.5))
+def test_quantity_may_be_a_json_integer_or_a_decimal_string(company, api):
+    response = api.send_events(usage_event("n-1", quantity=2), usage_event("n-2", quantity="2.5"))
     assert response.status_code == 200
-    assert response.json()["events"][0]["cost"] == "2.5000"
+    assert [e["cost"] for e in response.json()["events"]] == ["2.0000", "2.5000"]
+
+
+def test_a_fractional_json_number_is_refused_with_a_hint_to_send_a_string(company, api):
+    # A binary float cannot promise 4 exact decimals (README: "Quantities").
+    response = api.send_events(usage_event("n-1", quantity=2.5))
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "index": 0,
+            "field": "quantity",
+            "message": 'Send a fractional quantity as a decimal string: "2.5", not 2.5 '
+            "(at most 4 decimal places).",
+        }
+    ]
 
 
 @pytest.mark.parametrize("copy_min_rows", [1, 10**6], ids=["copy-path", "insert-path"])
