@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.api import api
+from credits import controls_views
 from credits import views as credits_views
 from offices import views as offices_views
 from usage import views as usage_views
@@ -12,6 +13,7 @@ portal = (
     [
         path("", offices_views.HomeView.as_view(), name="home"),
         path("balance/", credits_views.BalanceView.as_view(), name="balance"),
+        path("balance/controls/", controls_views.ControlsView.as_view(), name="controls"),
         path("credits/add/", credits_views.AddCreditsView.as_view(), name="add_credits"),
         path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
     ],
