@@ -119,6 +119,7 @@ class PoolCapAdmin(admin.ModelAdmin):
 
 
 class CompanyControlsForm(forms.ModelForm):
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
     new_secret = forms.BooleanField(
         required=False, help_text="Make a new signing secret (shown once after saving)."
     )

@@ -23,7 +23,7 @@ CUSTOMER_CARE_PERMISSIONS = {
         # Money controls (SPEC §8): changed through the services, which audit them.
         "rechargerule": ["view", "add", "change", "delete"],
         "poolcap": ["view", "add", "change", "delete"],
-        "companycontrols": ["view", "change"],
+        "companycontrols": ["view", "add", "change"],
         "alert": ["view"],
         "webhookattempt": ["view"],
         "controlchange": ["view"],

@@ -4,7 +4,7 @@ from django.db import migrations
 GRANTS = {
     "rechargerule": ["view", "add", "change", "delete"],
     "poolcap": ["view", "add", "change", "delete"],
-    "companycontrols": ["view", "change"],
+    "companycontrols": ["view", "add", "change"],
     "alert": ["view"],
     "webhookattempt": ["view"],
     "controlchange": ["view"],
