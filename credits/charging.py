@@ -31,7 +31,7 @@ from django.utils import timezone
 from core.db import POSTGRESQL, dialect
 from core.money import ZERO
 from credits.accounts import accounts_ensure
-from credits.alerts import alerts_open_uncovered
+from credits.alerts import alerts_open_uncovered, alerts_sync
 from credits.allocation import Split, allocate, cap_room, recharge_due
 from credits.allowances import ALLOWANCE_ROLLUPS, allowances_create
 from credits.ledger import Posting, post, post_sql
@@ -264,7 +264,7 @@ class ChargingSession:
         if self._recharges:
             # Rare (a rule's monthly limit bounds them): posted on their own, before the
             # usage, under the same locks, so each account's entries chain in order.
-            post(self._recharges, actor=self.actor)
+            post(self._recharges, actor=self.actor, sync_alerts=False)
             for rule in {p.account.id: self.rules[p.account.id] for p in self._recharges}.values():
                 RechargeRule.objects.filter(pk=rule.pk).update(
                     period=rule.period, recharges=rule.recharges
@@ -274,6 +274,9 @@ class ChargingSession:
         else:
             post(postings, actor=self.actor)
             Allowance.objects.bulk_update(allowances, [*ALLOWANCE_ROLLUPS, "events"])
+        if self._recharges:
+            # Alerts follow the balances as the batch leaves them, not the moment between.
+            alerts_sync({p.account.id: p.account for p in self._recharges}.values())
         if self._emptied:
             alerts_open_uncovered(a for a in self.accounts if a.id in self._emptied)
 

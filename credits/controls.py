@@ -26,7 +26,6 @@ from credits.models import (
     PoolCap,
     RechargeRule,
 )
-from credits.periods import billing_period
 from offices.locks import lock_company
 from offices.models import Company, CreditKind, Office
 
@@ -200,10 +199,11 @@ def _rule_text(rule: RechargeRule) -> str:
 @transaction.atomic
 def pool_cap_set(*, company: Company, office: Office | int, cap, actor) -> PoolCap | None:
     """Cap what `office` may draw from the pool per period (None removes the cap). It
-    applies to events charged after it, from this period on (SPEC §8.3)."""
+    applies to the events charged after it, whatever period they fall in (SPEC §8.3):
+    the company row is taken exclusively, so no batch is charging meanwhile."""
     cap = None if cap in (None, "") else parse_control_amount(cap, field="cap", allow_zero=True)
     pk = office.pk if isinstance(office, Office) else office
-    company = lock_company(company.pk, exclusive=False)
+    company = lock_company(company.pk, exclusive=True)
     found = Office.objects.filter(company=company, pk=pk).first()
     if found is None:
         raise NotFound("No such office.")
@@ -219,7 +219,7 @@ def pool_cap_set(*, company: Company, office: Office | int, cap, actor) -> PoolC
         )
     rows = list(
         Allowance.objects.select_for_update()
-        .filter(office=found, kind=CreditKind.STANDARD, period__gte=billing_period(company).start)
+        .filter(office=found, kind=CreditKind.STANDARD)
         .order_by("pk")
     )
     for row in rows:

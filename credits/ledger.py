@@ -48,7 +48,7 @@ def _apply(postings: Sequence[Posting]) -> None:
         p.account.balance = p.balance_after = new_balance
 
 
-def post(postings: Sequence[Posting], *, actor) -> list[LedgerEntry]:
+def post(postings: Sequence[Posting], *, actor, sync_alerts: bool = True) -> list[LedgerEntry]:
     """Apply `postings` to their accounts (locked by the caller, in pk order) and write
     one ledger entry each, in the caller's transaction, opening or resolving the
     accounts' low-balance alerts with them (credits.alerts)."""
@@ -58,7 +58,8 @@ def post(postings: Sequence[Posting], *, actor) -> list[LedgerEntry]:
     for account in accounts:
         Account.objects.filter(pk=account.pk).update(balance=account.balance, updated_at=now)
         account.updated_at = now
-    alerts_sync(accounts)
+    if sync_alerts:  # else the caller syncs once its further postings are made
+        alerts_sync(accounts)
     return LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
