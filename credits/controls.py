@@ -48,10 +48,10 @@ def parse_control_amount(value, *, field: str, allow_zero: bool = False) -> Deci
         raise _invalid(field, "Enter a finite number.")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise _invalid(field, "Must be zero or more." if allow_zero else "Must be more than zero.")
+    if amount > limit:  # first: quantizing a huge number fails
+        raise _invalid(field, f"At most {limit:,} credits.")
     if amount != amount.quantize(FOUR_PLACES):
         raise _invalid(field, "At most 4 decimal places.")
-    if amount > limit:
-        raise _invalid(field, f"At most {limit:,} credits.")
     return q(amount)
 
 
