@@ -11,7 +11,7 @@ def test_the_openapi_schema_is_served_without_a_key_and_is_valid():
     schema = response.json()
     validate(schema)
     paths = schema["paths"]
-    assert set(paths) == {"/api/v1/usage-events", "/api/v1/balance"}
+    assert set(paths) == {"/api/v1/usage-events", "/api/v1/balance", "/api/v1/alerts"}
     assert set(paths["/api/v1/usage-events"]) == {"get", "post"}
     post = paths["/api/v1/usage-events"]["post"]
     assert {"200", "400", "401", "413", "415", "422"} <= set(post["responses"])
