@@ -157,9 +157,7 @@ def recharge_rule_set(
     if rule is None:
         rule = RechargeRule(company=company, account=locked)
     rule.threshold, rule.amount, rule.monthly_limit = threshold, amount, monthly_limit
-    if rule.recharges > monthly_limit:
-        # Already past a lowered limit this period: no more recharges until the next.
-        rule.recharges = monthly_limit
+    # Recharges made this period still count: past a lowered limit, none until the next.
     rule.save()
     _audit(
         company=company,

@@ -239,10 +239,6 @@ class RechargeRule(models.Model):
                 condition=Q(threshold__gt=0) & Q(amount__gt=0) & Q(monthly_limit__gt=0),
                 name="recharge_rule_positive",
             ),
-            models.CheckConstraint(
-                condition=Q(recharges__lte=F("monthly_limit")) | Q(recharges=0),
-                name="recharge_rule_within_limit_or_reset",
-            ),
         ]
 
     def __str__(self) -> str:

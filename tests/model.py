@@ -333,7 +333,7 @@ class CompanyModel:
 
     def set_rule(self, account, rule: tuple[Decimal, Decimal, int] | None) -> None:
         """(threshold, amount, monthly limit), or None to remove the rule. Recharges made
-        this period still count against a changed rule (at most its new limit)."""
+        this period still count against a changed rule."""
         if rule is None:
             # A new rule later is another rule: its recharges count from zero.
             self.rules.pop(account, None)
@@ -341,9 +341,6 @@ class CompanyModel:
                 del self.recharges[key]
         else:
             self.rules[account] = rule
-            for (acc, period), n in list(self.recharges.items()):
-                if acc == account and n > rule[2]:
-                    self.recharges[acc, period] = rule[2]
 
     def set_threshold(self, account, value: Decimal | None) -> None:
         """The company default (`account` None) or one balance's override."""

@@ -430,3 +430,26 @@ def test_check_ledger_reports_a_low_balance_without_its_alert(company, care):
     Alert.objects.filter(company=company).update(resolved_at="2026-01-01T00:00:00Z")
     violations = ledger_check([company.pk]).violations
     assert any(v.startswith("§6.11") and "0 open low-balance alerts" in v for v in violations)
+
+
+def test_lowering_then_raising_the_limit_keeps_counting_this_periods_recharges(company, care):
+    # given: an empty AI account past its allowance, a rule with limit 2, used twice
+    ai = account(company, AccountKind.AI_AGENT)
+    usage_ingest(company=company, events=[event("allow", service="ai_agent", quantity="5")])
+    recharge_rule_set(
+        company=company, account=ai, threshold="100", amount="1", monthly_limit=2, actor=care
+    )
+    usage_ingest(company=company, events=[event(f"a{i}", service="ai_agent") for i in range(2)])
+    # when: the limit drops to 1 (no more this period) and then rises to 3 (one more)
+    recharge_rule_set(
+        company=company, account=ai, threshold="100", amount="1", monthly_limit=1, actor=care
+    )
+    usage_ingest(company=company, events=[event("b", service="ai_agent")])
+    recharge_rule_set(
+        company=company, account=ai, threshold="100", amount="1", monthly_limit=3, actor=care
+    )
+    usage_ingest(company=company, events=[event(f"c{i}", service="ai_agent") for i in range(3)])
+    # then: three recharges in all, numbered 1, 2, 3
+    refs = LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE)
+    assert sorted(e.reference.rsplit(":", 1)[1] for e in refs) == ["1/2", "2/2", "3/3"]
+    assert_ledger_ok(company)
