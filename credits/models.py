@@ -31,8 +31,10 @@ class Account(models.Model):
     # them with the new balance on every change without reading the alerts.
     threshold_override = credits_field(null=True, blank=True)
     alert_threshold = credits_field(null=True, blank=True)
-    low_balance_alert = models.BooleanField(default=False)
-    uncovered_alert = models.BooleanField(default=False)
+    # Database defaults too: hand-written SQL writers (the bench's raw baseline, COPY
+    # loads) insert rows without naming these columns.
+    low_balance_alert = models.BooleanField(default=False, db_default=False)
+    uncovered_alert = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["company_id", "kind", "office_id"]
@@ -140,7 +142,7 @@ class Allowance(models.Model):
     # The office's pool cap in force (SPEC §8.3; standard rows), and its pool draws when
     # that cap was set: a cap set below what was already drawn stops further draws.
     pool_cap = credits_field(null=True, blank=True)
-    pool_drawn_at_cap = credits_field(default=0)
+    pool_drawn_at_cap = credits_field(default=0, db_default=0)
 
     class Meta:
         ordering = ["-period", "office_id", "kind"]
