@@ -36,14 +36,20 @@ def _invalid(field: str, problem: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {problem}", [{"field": field, "message": problem}])
 
 
-def parse_control_amount(value, *, field: str, allow_zero: bool = False) -> Decimal:
+# A threshold or cap beyond any balance this portal keeps (the column holds 14 digits).
+CONTROL_MAX = Decimal("1000000000000")
+
+
+def parse_control_amount(
+    value, *, field: str, allow_zero: bool = False, maximum: Decimal | None = None
+) -> Decimal:
     """A threshold, amount or cap: a finite number of credits, not negative (nor zero
-    unless `allow_zero`), with at most 4 decimals, within the purchase maximum."""
+    unless `allow_zero`), with at most 4 decimals, at most `maximum` (CONTROL_MAX)."""
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError, TypeError):
         raise _invalid(field, "Enter a number.") from None
-    limit = Decimal(settings.CREDITS_PURCHASE_MAX)
+    limit = CONTROL_MAX if maximum is None else maximum
     if not amount.is_finite():
         raise _invalid(field, "Enter a finite number.")
     if amount < 0 or (amount == 0 and not allow_zero):
@@ -148,7 +154,10 @@ def recharge_rule_set(
     `threshold` before a draw, add `amount` (at most the purchase maximum), at most
     `monthly_limit` times a period (SPEC §8.1)."""
     threshold = parse_control_amount(threshold, field="threshold")
-    amount = parse_control_amount(amount, field="amount")
+    # A recharge is a purchase agreed in advance: within what one purchase may be.
+    amount = parse_control_amount(
+        amount, field="amount", maximum=Decimal(settings.CREDITS_PURCHASE_MAX)
+    )
     monthly_limit = parse_monthly_limit(monthly_limit)
     company = lock_company(company.pk, exclusive=False)
     locked = _company_account(company, account)

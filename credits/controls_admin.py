@@ -4,7 +4,10 @@ alerts, webhook attempts and the change audit are read-only."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 
 from core.admin import ReadOnlyAdmin
@@ -39,7 +42,13 @@ class RechargeRuleForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         _field_check(self, "threshold", controls.parse_control_amount, field="threshold")
-        _field_check(self, "amount", controls.parse_control_amount, field="amount")
+        _field_check(
+            self,
+            "amount",
+            controls.parse_control_amount,
+            field="amount",
+            maximum=Decimal(settings.CREDITS_PURCHASE_MAX),
+        )
         limit = data.get("monthly_limit")
         if limit is not None:
             try:

@@ -453,3 +453,35 @@ def test_lowering_then_raising_the_limit_keeps_counting_this_periods_recharges(c
     refs = LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE)
     assert sorted(e.reference.rsplit(":", 1)[1] for e in refs) == ["1/2", "2/2", "3/3"]
     assert_ledger_ok(company)
+
+
+def test_a_threshold_or_cap_may_exceed_one_purchase(company, care, settings):
+    settings.CREDITS_PURCHASE_MAX = "1000"
+    alert_threshold_set(company=company, value="2000000", actor=care)
+    pool_cap_set(company=company, office=company.offices.get(slug="hq"), cap="5000", actor=care)
+    assert CompanyControls.objects.get(company=company).alert_threshold == D("2000000")
+    with pytest.raises(ValidationFailed):
+        alert_threshold_set(company=company, value="10000000000000", actor=care)
+
+
+def test_care_sets_a_rule_and_a_cap_in_the_admin(company, care, client):
+    client.force_login(care)
+    pool = account(company, AccountKind.POOL)
+    bad = client.post(
+        "/admin/credits/rechargerule/add/",
+        {"account": pool.pk, "threshold": "-5", "amount": "10", "monthly_limit": "3"},
+    )
+    assert bad.status_code == 200 and not RechargeRule.objects.exists()
+    response = client.post(
+        "/admin/credits/rechargerule/add/",
+        {"account": pool.pk, "threshold": "5", "amount": "10", "monthly_limit": "2"},
+    )
+    assert response.status_code == 302
+    rule = RechargeRule.objects.get()
+    assert (rule.company, rule.threshold, rule.monthly_limit) == (company, D("5"), 2)
+    austin = company.offices.get(slug="austin")
+    response = client.post("/admin/credits/poolcap/add/", {"office": austin.pk, "cap": "12"})
+    assert response.status_code == 302
+    assert PoolCap.objects.get(office=austin).cap == D("12")
+    assert {c.changed_by for c in ControlChange.objects.all()} == {care}
+    assert ControlChange.objects.count() == 2
