@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from core.money import ZERO
 from credits.allocation import cap_room
@@ -15,6 +15,7 @@ from credits.models import (
     Account,
     AccountKind,
     Alert,
+    AlertKind,
     Allowance,
     CompanyControls,
     ControlChange,
@@ -164,3 +165,105 @@ def money_controls(scope: PortalScope) -> MoneyControls:
             else []
         ),
     )
+
+
+# The balance page and the banner: a fixed, small number of queries ----------------------
+
+
+@dataclass
+class BannerAlert:
+    account: Account
+    kind: str  # low_balance | uncovered
+    threshold: Decimal | None
+    since: object  # when it opened
+
+
+@dataclass
+class BalanceControls:
+    """What the balance page shows of the controls (templates/credits/_controls_summary)."""
+
+    rules: list[BalanceControl]
+    caps: list[CapRow]
+    alerts: list[BannerAlert]
+
+
+def _open_since(kind: str):
+    return Subquery(
+        Alert.objects.filter(account=OuterRef("pk"), kind=kind, resolved_at__isnull=True)
+        .order_by("-opened_at")
+        .values("opened_at")[:1]
+    )
+
+
+def _banner(accounts) -> list[BannerAlert]:
+    out = []
+    for a in accounts:
+        if a.low_balance_alert:
+            out.append(BannerAlert(a, AlertKind.LOW_BALANCE, a.alert_threshold, a.low_since))
+        if a.uncovered_alert:
+            out.append(BannerAlert(a, AlertKind.UNCOVERED, None, a.empty_since))
+    return sorted(out, key=lambda b: (b.since is None, b.since), reverse=True)
+
+
+def _with_alerts(accounts: QuerySet[Account]) -> QuerySet[Account]:
+    return accounts.annotate(
+        low_since=_open_since(AlertKind.LOW_BALANCE), empty_since=_open_since(AlertKind.UNCOVERED)
+    )
+
+
+def banner_alerts(scope: PortalScope) -> list[BannerAlert]:
+    """The open alerts of the balances the scope may see, newest first: one query (the
+    accounts carry whether an alert of each kind is open)."""
+    accounts = _with_alerts(
+        controlled_accounts(scope).filter(Q(low_balance_alert=True) | Q(uncovered_alert=True))
+    )
+    return _banner(accounts)
+
+
+def balance_controls(scope: PortalScope, pool_drawn: dict[int, Decimal]) -> BalanceControls:
+    """The rules, caps and open alerts of the balance page in two queries: the visible
+    accounts that have a rule or an open alert (with the rule), and the visible offices'
+    caps. `pool_drawn` (office pk → this period's pool draws) comes from the page's own
+    allowance figures."""
+    company = scope.company
+    period = billing_period(company).start
+    accounts = list(
+        _with_alerts(
+            controlled_accounts(scope)
+            .filter(
+                Q(recharge_rule__isnull=False) | Q(low_balance_alert=True) | Q(uncovered_alert=True)
+            )
+            .select_related("recharge_rule")
+        )
+    )
+    rules = []
+    for a in accounts:
+        rule = getattr(a, "recharge_rule", None)
+        if rule is not None:
+            rules.append(
+                BalanceControl(
+                    account=a,
+                    active=funds_usage(a.kind, pooling=company.pooling_enabled),
+                    threshold=a.alert_threshold,
+                    override=a.threshold_override,
+                    rule=rule,
+                    recharges_this_period=rule.recharges if rule.period == period else 0,
+                )
+            )
+    caps = PoolCap.objects.filter(company=company).select_related("office").order_by("office__name")
+    if not scope.is_company_admin:
+        caps = caps.filter(office_id__in=scope.office_ids)
+    cap_rows = []
+    for cap in caps:
+        drawn = pool_drawn.get(cap.office_id, ZERO)
+        cap_rows.append(
+            CapRow(
+                office_id=cap.office_id,
+                slug=cap.office.slug,
+                name=cap.office.name,
+                cap=cap.cap,
+                pool_drawn=drawn,
+                room=cap_room(cap.cap, drawn),
+            )
+        )
+    return BalanceControls(rules=rules, caps=cap_rows, alerts=_banner(accounts))

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.generic import TemplateView
 
 from core.errors import DomainError
-from credits.controls_selectors import money_controls
+from credits.controls_selectors import balance_controls
 from credits.models import Account, AccountKind
 from credits.portal_forms import AddCreditsForm, new_token
 from credits.selectors import BalanceOverview, balance_overview
@@ -29,7 +29,9 @@ class BalanceView(PortalMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         overview = balance_overview(self.scope)
         context["overview"] = overview
-        context["money_controls"] = money_controls(self.scope)
+        context["money_controls"] = balance_controls(
+            self.scope, {row.office_id: row.pool_drawn for row in overview.rows}
+        )
         # The table's optional columns, decided once rather than in each row.
         show_share = overview.pooling_on or bool(overview.pool_drawn_total)
         show_wallet = not overview.pooling_on

@@ -2,14 +2,21 @@
 
 from django import template
 
-from credits.controls_selectors import open_alerts
+from credits.controls_selectors import banner_alerts
 
 register = template.Library()
 
 
+BANNER_MAX = 5
+
+
 @register.simple_tag
-def open_alerts_of(scope):
-    """The open alerts the user of `scope` is concerned by (none without a scope)."""
+def open_alerts_of(scope, page_controls=None):
+    """The open alerts the user of `scope` is concerned by (none without a scope); taken
+    from the balance page's controls when it has read them already."""
     if not scope:
         return []
-    return list(open_alerts(scope)[:5])
+    alerts = getattr(page_controls, "alerts", None)
+    if alerts is None:
+        alerts = banner_alerts(scope)
+    return alerts[:BANNER_MAX]
