@@ -14,6 +14,7 @@ from credits.models import (
     Alert,
     Allowance,
     CompanyControls,
+    ControlChange,
     LedgerEntry,
     PoolingChange,
     RechargeRule,
@@ -44,7 +45,7 @@ class Checks(Checker):
         "alerts": (T["alert"], "company_id"),
         "recharge rules": (T["rule"], "company_id"),
     }
-    append_only = [T["entry"], T["change"]]
+    append_only = [T["entry"], T["change"], ControlChange._meta.db_table]
     checks = (
         "accounts",
         "entry_chains",

@@ -1,6 +1,8 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+from core.immutable import immutable_trigger_sql
+
 GRANTS = {
     "rechargerule": ["view", "add", "change", "delete"],
     "poolcap": ["view", "add", "change", "delete"],
@@ -29,7 +31,21 @@ def grant(apps, schema_editor):
             )
 
 
+def audit_append_only(apps, schema_editor):
+    """The money-control audit is append-only, like the ledger (SPEC §6.8, §8)."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(immutable_trigger_sql("credits_controlchange")[0])
+
+
+def audit_append_only_reverse(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(immutable_trigger_sql("credits_controlchange")[1])
+
+
 class Migration(migrations.Migration):
     dependencies = [("credits", "0004_money_controls")]
 
-    operations = [migrations.RunPython(grant, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(grant, migrations.RunPython.noop),
+        migrations.RunPython(audit_append_only, audit_append_only_reverse),
+    ]

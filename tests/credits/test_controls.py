@@ -485,3 +485,19 @@ def test_care_sets_a_rule_and_a_cap_in_the_admin(company, care, client):
     assert PoolCap.objects.get(office=austin).cap == D("12")
     assert {c.changed_by for c in ControlChange.objects.all()} == {care}
     assert ControlChange.objects.count() == 2
+
+
+def test_the_control_audit_is_append_only_in_the_database(company, care):
+    from django.db import connection, transaction
+    from django.db.utils import DatabaseError
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    alert_threshold_set(company=company, value="3", actor=care)
+    change = ControlChange.objects.get()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE credits_controlchange SET new_value = '9' WHERE id = %s", [change.pk]
+        )
+    change.refresh_from_db()
+    assert change.new_value == "3.0000"
