@@ -23,7 +23,7 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from bench.common import Result, company_build, company_drop, raw_connect
+from bench.common import Result, bench_care_user, company_build, company_drop, raw_connect
 from bench.dataset import TRAFFIC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -607,6 +607,72 @@ def batch_benchmarks(config: dict) -> list[Result]:
             )  # fmt: skip
     company_drop(PREFIX)
     return results
+
+
+def _controls_configure(company) -> None:
+    """SPEC §8 on every balance of `company`: a recharge rule (below 1,000 add 500, three
+    times a month), a pool cap per office (room to spare) and a default warning threshold
+    (half the pool: it crosses once, so an alert opens and is queued mid-run)."""
+    from credits.controls import alert_threshold_set, pool_cap_set, recharge_rule_set
+    from credits.models import Account
+
+    care = bench_care_user()
+    for account in Account.objects.filter(company=company).order_by("pk"):
+        recharge_rule_set(
+            company=company, account=account, threshold="1000", amount="500", actor=care
+        )
+    for office in company.offices.order_by("pk"):
+        pool_cap_set(company=company, office=office, cap="1000000", actor=care)
+    alert_threshold_set(company=company, value=str(POOL_CREDITS - 50_000), actor=care)
+
+
+def controls_benchmarks(config: dict) -> list[Result]:
+    """Issue 11: the batch ingestion of `batch_benchmarks` (service path) into a company
+    with recharge rules, pool caps and warning thresholds on every balance, beside the
+    same batches into a company without them; the two take turns in rounds."""
+    from usage.services import usage_ingest
+
+    count, size, offices = config["batch_events"], config["batch_size"], config["batch_offices"]
+    clients, rounds = config["workers"], config.get("batch_rounds", 4)
+    batches = [to_service_events(b) for b in chunks(make_events(count, offices, tag="c"), size)]
+    print(f"batch ingestion with money controls: {count:,} events, batches of {size}, "
+          f"{offices} offices, {clients} clients, {rounds} rounds", flush=True)  # fmt: skip
+    per_round = -(-len(batches) // rounds)
+    turns = [batches[i : i + per_round] for i in range(0, len(batches), per_round)]
+    plain = _fresh_company("plain", offices)
+    controlled = _fresh_company("ctl", offices)
+    _controls_configure(controlled)
+    seconds = {"plain": 0.0, "controls": 0.0}
+    errors = {"plain": [], "controls": []}
+    for turn in range(len(turns)):
+        for label, company in (("plain", plain), ("controls", controlled)):
+            wall, _, errs = drive_processes(
+                clients,
+                lambda _s, b, company=company: usage_ingest(company=company, events=b),
+                setup=_django_state,
+                jobs=turns[turn],
+            )
+            seconds[label] += wall
+            errors[label] += errs
+        print(f"  round {turn + 1}/{len(turns)}: without {seconds['plain']:.1f} s, "
+              f"with controls {seconds['controls']:.1f} s (cumulative)", flush=True)  # fmt: skip
+    assert _charged(plain.slug) == count, errors["plain"][:3]
+    assert _charged(controlled.slug) == count, errors["controls"][:3]
+    baseline = count / seconds["plain"]
+    rate = count / seconds["controls"]
+    measured = rate if not errors["controls"] else None
+    print(f"  without controls: {baseline:,.0f} events/s; with: {rate:,.0f} events/s "
+          f"({rate / baseline:.0%})", flush=True)  # fmt: skip
+    company_drop(PREFIX)
+    return [
+        Result(
+            f"batch ingest with money controls ({clients} processes)", measured, "ev/s",
+            baseline, target="≥ 90% of the same without",
+            passed=measured is not None and measured >= 0.9 * baseline,
+            details={"seconds": seconds, "clients": clients, "rounds": len(turns),
+                     "errors": errors["controls"][:5]},
+        )
+    ]  # fmt: skip
 
 
 def single_benchmarks(config: dict) -> list[Result]:

@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if "ingest" in sections:
         results += ingest.batch_benchmarks(config)
+        results += ingest.controls_benchmarks(config)
     if "single" in sections:
         results += ingest.single_benchmarks(config)
     if "history" in sections:

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config.api import api
+from credits import controls_views
 from credits import views as credits_views
 from offices import views as offices_views
 from usage import statement_views
@@ -19,6 +20,7 @@ portal = (
             credits_views.ActivityExportView.as_view(),
             name="activity_export",
         ),
+        path("balance/controls/", controls_views.ControlsView.as_view(), name="controls"),
         path("credits/add/", credits_views.AddCreditsView.as_view(), name="add_credits"),
         path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
         path("statements/", statement_views.StatementPickView.as_view(), name="statement_pick"),

@@ -669,3 +669,6 @@ class CompanyAdmin(offices_admin.CompanyAdmin):
 @admin.register(Office)
 class OfficeAdmin(offices_admin.OfficeAdmin):
     office_create = staticmethod(office_open)  # every office gets its own wallet
+
+
+from credits import controls_admin  # noqa: E402, F401  (registers the money-controls admin)

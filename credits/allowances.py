@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db.models import prefetch_related_objects
 
 from core.money import ZERO, q
-from credits.models import Allowance
+from credits.models import Allowance, PoolCap
 from offices.models import CreditKind, Office
 
 # The allowance row's figures, in the order KindFigures takes them.
@@ -104,6 +104,12 @@ def allowances_create(*, company, keys, offices_by_pk: dict[int, Office]) -> Non
     prefetch_related_objects(
         [offices_by_pk[o] for o in {o for o, _, _ in keys}], "plan", "office_addons__addon"
     )
+    # The pool cap in force applies to a new period's standard rows (SPEC §8.3).
+    caps = dict(
+        PoolCap.objects.filter(
+            office_id__in={o for o, k, _ in keys if k == CreditKind.STANDARD}
+        ).values_list("office_id", "cap")
+    )
     # Sorted, so two batches creating the same new rows insert them in the same order.
     Allowance.objects.bulk_create(
         [
@@ -113,6 +119,7 @@ def allowances_create(*, company, keys, offices_by_pk: dict[int, Office]) -> Non
                 kind=k,
                 period=p,
                 included=included_credits(offices_by_pk[o], k),
+                pool_cap=caps.get(o) if k == CreditKind.STANDARD else None,
             )
             for o, k, p in sorted(keys)
         ],

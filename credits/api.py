@@ -3,11 +3,15 @@ read through the same selector as the portal's balance page."""
 
 from __future__ import annotations
 
-from ninja import Router, Schema
+from typing import Literal
+
+from ninja import Query, Router, Schema
 from pydantic import BaseModel, Field
 
 from core.api_schemas import Amount, ErrorOut, Period, money
 from core.money import ZERO
+from credits.controls_selectors import MoneyControls, alerts_for, money_controls
+from credits.models import Alert
 from credits.selectors import BalanceOverview, balance_overview
 from offices.selectors import company_scope
 
@@ -32,6 +36,45 @@ class OfficeBalanceOut(BaseModel):
     allowances: dict[str, AllowanceOut] = Field(description="Per credit kind.")
 
 
+class BalanceRef(BaseModel):
+    kind: str = Field(description="pool, wallet or ai_agent.")
+    office: str | None = Field(description="The wallet's office; null for pool and AI credits.")
+
+
+class RechargeRuleOut(BaseModel):
+    balance: BalanceRef
+    active: bool = Field(description="False while the balance funds nothing (pooling state).")
+    threshold: Amount
+    amount: Amount
+    monthly_limit: int
+    recharges_this_period: int
+
+
+class PoolCapOut(BaseModel):
+    office: str
+    cap: Amount | None = Field(description="Null: no cap.")
+    pool_drawn: Amount = Field(description="Drawn from the pool this period.")
+    room: Amount | None = Field(description="What the office may still draw; null: no cap.")
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str = Field(description="low_balance or uncovered.")
+    balance: BalanceRef
+    threshold: Amount | None
+    balance_at_open: Amount
+    opened_at: str
+    resolved_at: str | None
+
+
+class RechargeOut(BaseModel):
+    balance: BalanceRef
+    amount: Amount
+    balance_after: Amount
+    at: str
+    reference: str = Field(description="Names the rule: recharge-rule:<id>:<period>:<n>/<limit>.")
+
+
 class BalanceOut(Schema):
     company: str
     period: Period
@@ -40,12 +83,73 @@ class BalanceOut(Schema):
     ai_agent_office: str = Field(description="The primary office, which holds AI credits.")
     ai_agent_balance: Amount
     offices: list[OfficeBalanceOut]
+    alert_threshold: Amount | None = Field(description="The company's default warning level.")
+    recharge_rules: list[RechargeRuleOut]
+    pool_caps: list[PoolCapOut]
+    open_alerts: list[AlertOut]
+    recharges_this_period: list[RechargeOut]
 
 
-def balance_out(overview: BalanceOverview) -> dict:
+def _ref(account) -> dict:
+    return {"kind": account.kind, "office": account.office.slug if account.office_id else None}
+
+
+def alert_out(alert: Alert) -> dict:
+    return {
+        "id": alert.pk,
+        "kind": alert.kind,
+        "balance": _ref(alert.account),
+        "threshold": money(alert.threshold),
+        "balance_at_open": money(alert.balance),
+        "opened_at": alert.opened_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+    }
+
+
+def controls_out(controls: MoneyControls) -> dict:
+    """The money controls (SPEC §8) in the shape of BalanceOut's last fields."""
+    return {
+        "alert_threshold": money(controls.default_threshold),
+        "recharge_rules": [
+            {
+                "balance": _ref(b.account),
+                "active": b.active,
+                "threshold": money(b.rule.threshold),
+                "amount": money(b.rule.amount),
+                "monthly_limit": b.rule.monthly_limit,
+                "recharges_this_period": b.recharges_this_period,
+            }
+            for b in controls.balances
+            if b.rule is not None
+        ],
+        "pool_caps": [
+            {
+                "office": row.slug,
+                "cap": money(row.cap),
+                "pool_drawn": money(row.pool_drawn),
+                "room": money(row.room),
+            }
+            for row in controls.caps
+        ],
+        "open_alerts": [alert_out(a) for a in controls.alerts],
+        "recharges_this_period": [
+            {
+                "balance": _ref(e.account),
+                "amount": money(e.amount),
+                "balance_after": money(e.balance_after),
+                "at": e.created_at.isoformat(),
+                "reference": e.reference,
+            }
+            for e in controls.recharges
+        ],
+    }
+
+
+def balance_out(overview: BalanceOverview, controls: MoneyControls | None = None) -> dict:
     """The balance page's figures in the shape of BalanceOut."""
     primary = overview.primary_office
-    return {
+    controls_part = controls_out(controls) if controls is not None else {}
+    return controls_part | {
         "company": overview.company.slug,
         "period": f"{overview.period.start:%Y-%m}",
         "pooling_enabled": overview.pooling_on,
@@ -79,8 +183,31 @@ def balance_out(overview: BalanceOverview) -> dict:
     summary="Balances and allowances",
     description=(
         "Pooling state, the company pool, each office's wallet and its allowance per credit "
-        "kind for the current billing period, and the AI agent credits of the primary office."
+        "kind for the current billing period, the AI agent credits of the primary office, "
+        "and the money controls: auto-recharge rules, pool caps with the room left, open "
+        "alerts and this period's auto-recharges."
     ),
 )
 def balance(request):
-    return balance_out(balance_overview(company_scope(request.auth.company)))
+    scope = company_scope(request.auth.company)
+    return balance_out(balance_overview(scope), money_controls(scope))
+
+
+class AlertListOut(Schema):
+    alerts: list[AlertOut]
+
+
+@router.get(
+    "/alerts",
+    response={200: AlertListOut, 401: ErrorOut, 422: ErrorOut},
+    summary="Low-balance alerts",
+    description=(
+        "The company's alerts, newest first: low balances (below the warning threshold) "
+        "and empty balances that left usage uncovered. `state=open` lists only open ones."
+    ),
+)
+def alerts(request, state: Literal["open", "all"] = "all", limit: int = Query(50, ge=1, le=200)):
+    found = alerts_for(company_scope(request.auth.company))
+    if state == "open":
+        found = found.filter(resolved_at__isnull=True)
+    return {"alerts": [alert_out(a) for a in found[:limit]]}

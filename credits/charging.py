@@ -8,8 +8,10 @@ Usage opens a session inside its transaction and keeps to this order:
    then the allowance rows of every (office, credit kind, period), in pk order (creating
    a new month's rows first): the documented lock order, so writers never deadlock;
 3. ``session.draw(...)`` for each event, in order, returns its split and paying balance;
-4. ``session.flush()`` writes what the draws changed: one usage ledger entry per account
-   drawn, the new balances and the allowance rollups.
+   an auto-recharge rule of that balance may top it up just before (SPEC §8.1), and an
+   office's pool cap limits what it draws from the pool (§8.3, on its allowance row);
+4. ``session.flush()`` writes what the draws changed: the recharges' ledger entries, one
+   usage ledger entry per account drawn, the new balances and the allowance rollups.
 
 Which balance pays comes from credits.routing, how a cost splits from credits.allocation.
 ``flush`` writes through the ORM, or on PostgreSQL through one statement (core.db.dialect
@@ -29,10 +31,12 @@ from django.utils import timezone
 from core.db import POSTGRESQL, dialect
 from core.money import ZERO
 from credits.accounts import accounts_ensure
-from credits.allocation import Split, allocate
+from credits.alerts import alerts_open_uncovered, alerts_sync
+from credits.allocation import Split, allocate, cap_room, recharge_due
 from credits.allowances import ALLOWANCE_ROLLUPS, allowances_create
 from credits.ledger import Posting, post, post_sql
-from credits.models import Account, AccountKind, Allowance, EntryType
+from credits.models import Account, AccountKind, Allowance, EntryType, RechargeRule
+from credits.periods import billing_period
 from credits.routing import funding_kind
 from offices.locks import lock_company
 from offices.models import Company, CreditKind, Office
@@ -105,6 +109,11 @@ class ChargingSession:
         self.allowances: dict[tuple, Allowance] = {}
         self._drawn: dict[int, Decimal] = defaultdict(lambda: ZERO)
         self._counts: dict[int, int] = defaultdict(int)
+        self.rules: dict[int, RechargeRule] = {}  # by account pk
+        self._recharges: list[Posting] = []
+        self._recharged: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        self._period = None  # the billing period now, for counting recharges
+        self._emptied: set[int] = set()  # accounts that left usage uncovered at 0
 
     @classmethod
     def open(
@@ -130,6 +139,9 @@ class ChargingSession:
             accounts_ensure(company=self.company)
             accounts = self._accounts_lock(wanted)
         self.accounts = accounts
+        # The one extra read of money controls: the recharge rules of the locked
+        # accounts (read under their locks, so a rule change waits for this batch).
+        self.rules = {r.account_id: r for r in RechargeRule.objects.filter(account__in=accounts)}
         self._by_kind = {
             (a.kind, a.office_id if a.kind == AccountKind.WALLET else None): a for a in accounts
         }
@@ -190,8 +202,17 @@ class ChargingSession:
         kind = self._routes[credit_kind]
         account = self._by_kind[kind, office_id if kind == AccountKind.WALLET else None]
         allowance = self.allowances[office_id, credit_kind, period]
-        split = allocate(cost, allowance_remaining=allowance.remaining, balance=account.balance)
+        room = None
+        if account.kind == AccountKind.POOL:
+            room = cap_room(allowance.pool_cap, allowance.pool_drawn)
+        if self.rules and (rule := self.rules.get(account.id)) is not None:
+            self._recharge_if_due(rule, account, cost, allowance.remaining, room)
+        split = allocate(
+            cost, allowance_remaining=allowance.remaining, balance=account.balance, room=room
+        )
         account.balance -= split.funded
+        if split.uncovered and not account.balance:
+            self._emptied.add(account.id)
         self._drawn[account.id] += split.funded
         self._counts[account.id] += 1
         allowance.used += split.allowance
@@ -202,6 +223,40 @@ class ChargingSession:
         allowance.events += 1
         return Draw.of(split, account)
 
+    def _recharge_if_due(self, rule, account, cost, allowance_remaining, room) -> None:
+        """SPEC §8.1: at most one recharge per event, within the rule's monthly limit
+        (counted per billing period of the moment it happens)."""
+        if self._period is None:
+            self._period = billing_period(self.company).start
+        period = self._period
+        done = rule.recharges if rule.period == period else 0
+        if not recharge_due(
+            cost,
+            allowance_remaining=allowance_remaining,
+            balance=account.balance,
+            room=room,
+            threshold=rule.threshold,
+            recharges=done,
+            limit=rule.monthly_limit,
+        ):
+            return
+        rule.period, rule.recharges = period, done + 1
+        account.balance += rule.amount
+        self._recharged[account.id] += rule.amount
+        self._recharges.append(
+            Posting(
+                account=account,
+                amount=rule.amount,
+                entry_type=EntryType.AUTO_RECHARGE,
+                memo=(
+                    f"Auto-recharge rule #{rule.pk}: below {rule.threshold} "
+                    f"({rule.recharges} of {rule.monthly_limit} in {period:%Y-%m})"
+                ),
+                reference=recharge_reference(rule, period),
+                usage_batch=self.batch,
+            )
+        )
+
     # Flush ---------------------------------------------------------------------------
 
     def _postings(self) -> list[Posting]:
@@ -210,9 +265,10 @@ class ChargingSession:
         postings = []
         for account in self.accounts:
             amount = self._drawn[account.id]
+            # Back to the balance before the batch: the recharges are posted first.
+            account.balance += amount - self._recharged[account.id]
             if not amount:
                 continue
-            account.balance += amount
             postings.append(
                 Posting(
                     account=account,
@@ -229,11 +285,30 @@ class ChargingSession:
         """Write the batch's ledger entries, balances and allowance rollups."""
         postings = self._postings()
         allowances = list(self.allowances.values())
+        if self._recharges:
+            # Rare (a rule's monthly limit bounds them): posted on their own, before the
+            # usage, under the same locks, so each account's entries chain in order.
+            post(self._recharges, actor=self.actor, sync_alerts=False)
+            for rule in {p.account.id: self.rules[p.account.id] for p in self._recharges}.values():
+                RechargeRule.objects.filter(pk=rule.pk).update(
+                    period=rule.period, recharges=rule.recharges
+                )
         if self.writer == POSTGRESQL:
             _flush_sql(postings, allowances, actor=self.actor)
         else:
             post(postings, actor=self.actor)
             Allowance.objects.bulk_update(allowances, [*ALLOWANCE_ROLLUPS, "events"])
+        if self._recharges:
+            # Alerts follow the balances as the batch leaves them, not the moment between.
+            alerts_sync({p.account.id: p.account for p in self._recharges}.values())
+        if self._emptied:
+            alerts_open_uncovered(a for a in self.accounts if a.id in self._emptied)
+
+
+def recharge_reference(rule: RechargeRule, period) -> str:
+    """The recharge entry's reference: its rule, period, and count within the limit in
+    force (what check_ledger reads for invariant 10)."""
+    return f"recharge-rule:{rule.pk}:{period:%Y-%m}:{rule.recharges}/{rule.monthly_limit}"
 
 
 ACCOUNTS_LOCK_SQL = (

@@ -1,11 +1,24 @@
 """Credits' checks of SPEC §6 (run by `manage.py check_ledger`, core/checks.py):
 balances and their ledger (§6.1), pooling transfers (§6.5) and state (§6.7), and the
-append-only ledger and pooling audit (§6.8)."""
+append-only ledger and pooling audit (§6.8), and the money controls: pool caps (§6.9),
+auto-recharge limits (§6.10) and low-balance alerts (§6.11)."""
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+
 from core.checks import Checker, _amount, _ne
-from credits.models import Account, Allowance, LedgerEntry, PoolingChange
+from credits.models import (
+    Account,
+    Alert,
+    Allowance,
+    CompanyControls,
+    ControlChange,
+    LedgerEntry,
+    PoolingChange,
+    RechargeRule,
+)
 from offices.models import Company, Office
 
 T = {
@@ -15,7 +28,11 @@ T = {
     "entry": LedgerEntry._meta.db_table,
     "allowance": Allowance._meta.db_table,
     "change": PoolingChange._meta.db_table,
+    "alert": Alert._meta.db_table,
+    "controls": CompanyControls._meta.db_table,
+    "rule": RechargeRule._meta.db_table,
 }
+RECHARGE_REFERENCE = re.compile(r"recharge-rule:(\d+):(\d{4}-\d{2}):(\d+)/(\d+)\Z")
 
 
 class Checks(Checker):
@@ -25,9 +42,19 @@ class Checks(Checker):
         "ledger entries": (T["entry"], "company_id"),
         "allowances": (T["allowance"], "company_id"),
         "pooling changes": (T["change"], "company_id"),
+        "alerts": (T["alert"], "company_id"),
+        "recharge rules": (T["rule"], "company_id"),
     }
-    append_only = [T["entry"], T["change"]]
-    checks = ("accounts", "entry_chains", "pooling_transfers", "pooling_state")
+    append_only = [T["entry"], T["change"], ControlChange._meta.db_table]
+    checks = (
+        "accounts",
+        "entry_chains",
+        "pooling_transfers",
+        "pooling_state",
+        "pool_caps",
+        "recharges",
+        "alerts",
+    )
 
     # -- §6.1 balances -----------------------------------------------------------------
     def accounts(self) -> None:
@@ -196,3 +223,127 @@ class Checks(Checker):
                 "latest pooling change record says otherwise"
             ),
         )
+
+    # -- §6.9 pool caps ------------------------------------------------------------------
+    def pool_caps(self) -> None:
+        where, params = self.scope("al.company_id")
+        # The cap in force was set when the office had drawn pool_drawn_at_cap: draws
+        # after it stop at the cap (a cap set below earlier draws stops them all).
+        sql = f"""
+            SELECT c.slug, o.slug, al.period, al.pool_drawn, al.pool_cap, al.pool_drawn_at_cap
+            FROM {T["allowance"]} al
+            JOIN {T["company"]} c ON c.id = al.company_id
+            JOIN {T["office"]} o ON o.id = al.office_id
+            WHERE al.pool_cap IS NOT NULL
+              AND al.pool_drawn - (CASE WHEN al.pool_cap > al.pool_drawn_at_cap
+                                        THEN al.pool_cap ELSE al.pool_drawn_at_cap END)
+                  > 0.00005{where}
+            ORDER BY c.slug, o.slug, al.period
+        """  # noqa: S608
+        self.violations(
+            sql,
+            params,
+            lambda company, office, period, drawn, cap, before: (
+                f"§6.9 {company} {office} {str(period)[:7]}: drew {_amount(drawn)} from the "
+                f"pool, over its cap {_amount(cap)} (drawn before the cap: {_amount(before)})"
+            ),
+        )
+
+    # -- §6.10 auto-recharges --------------------------------------------------------------
+    def recharges(self) -> None:
+        where, params = self.scope("e.company_id")
+        sql = f"""
+            SELECT e.id, e.account_id, e.amount, e.reference FROM {T["entry"]} e
+            WHERE e.entry_type = 'auto_recharge'{where} ORDER BY e.id
+        """  # noqa: S608
+        seen: dict[tuple, list[int]] = defaultdict(list)
+        problems = []
+        for pk, account_id, amount, reference in self.rows(sql, params):
+            match = RECHARGE_REFERENCE.match(reference or "")
+            if match is None:
+                problems.append(f"§6.10 ledger entry {pk}: an auto-recharge naming no rule")
+                continue
+            rule, period, n, limit = match.groups()
+            if _amount(amount) <= 0:
+                problems.append(f"§6.10 ledger entry {pk}: an auto-recharge of {amount}")
+            if not 1 <= int(n) <= int(limit):
+                problems.append(
+                    f"§6.10 ledger entry {pk}: recharge {n} of rule {rule} in {period} is "
+                    f"over its monthly limit {limit}"
+                )
+            seen[rule, account_id, period].append(int(n))
+        for (rule, account_id, period), numbers in seen.items():
+            if len(numbers) != len(set(numbers)):
+                problems.append(
+                    f"§6.10 rule {rule} (account {account_id}) in {period}: recharges "
+                    f"{sorted(numbers)} count some recharge twice"
+                )
+        self.report.violations.extend(problems[:20])
+
+    # -- §6.11 low-balance alerts ----------------------------------------------------------
+    def alerts(self) -> None:
+        where, params = self.scope("a.company_id")
+        funds = (
+            "(a.kind = 'ai_agent' OR (a.kind = 'pool' AND c.pooling_enabled) "
+            "OR (a.kind = 'wallet' AND NOT c.pooling_enabled))"
+        )
+        in_force = f"CASE WHEN {funds} THEN COALESCE(a.threshold_override, ctl.alert_threshold) END"
+        sql = f"""
+            SELECT a.id, c.slug, a.kind, o.slug, a.balance, a.alert_threshold,
+                   {in_force}, COALESCE(n.open_alerts, 0),
+                   a.low_balance_alert, COALESCE(u.open_alerts, 0), a.uncovered_alert
+            FROM {T["account"]} a
+            JOIN {T["company"]} c ON c.id = a.company_id
+            LEFT JOIN {T["office"]} o ON o.id = a.office_id
+            LEFT JOIN {T["controls"]} ctl ON ctl.company_id = a.company_id
+            LEFT JOIN (SELECT account_id, COUNT(*) AS open_alerts FROM {T["alert"]}
+                       WHERE resolved_at IS NULL AND kind = 'low_balance'
+                       GROUP BY account_id) n ON n.account_id = a.id
+            LEFT JOIN (SELECT account_id, COUNT(*) AS open_alerts FROM {T["alert"]}
+                       WHERE resolved_at IS NULL AND kind = 'uncovered'
+                       GROUP BY account_id) u ON u.account_id = a.id
+            WHERE (
+                (a.alert_threshold IS NULL) <> ({in_force} IS NULL)
+                OR (a.alert_threshold IS NOT NULL AND {_ne("a.alert_threshold", in_force)})
+                OR (CASE WHEN a.alert_threshold IS NOT NULL AND a.balance < a.alert_threshold
+                         THEN 1 ELSE 0 END) <> COALESCE(n.open_alerts, 0)
+                OR (CASE WHEN a.low_balance_alert THEN 1 ELSE 0 END)
+                   <> COALESCE(n.open_alerts, 0)
+                OR (CASE WHEN a.uncovered_alert THEN 1 ELSE 0 END)
+                   <> COALESCE(u.open_alerts, 0)
+            ){where}
+            ORDER BY a.id
+        """  # noqa: S608
+
+        def describe(
+            pk,
+            company,
+            kind,
+            office,
+            balance,
+            threshold,
+            wanted,
+            open_low,
+            flag,
+            open_uncovered,
+            uncovered_flag,
+        ):
+            label = f"account {pk} ({company} {kind}{' ' + office if office else ''})"
+            problems = []
+            threshold = None if threshold is None else _amount(threshold)
+            wanted = None if wanted is None else _amount(wanted)
+            if threshold != wanted:
+                problems.append(f"its threshold in force is {threshold}, settings say {wanted}")
+            low = threshold is not None and _amount(balance) < threshold
+            if low and open_low != 1:
+                problems.append(
+                    f"balance {_amount(balance)} is below {threshold} with {open_low} open "
+                    "low-balance alerts, not 1"
+                )
+            if not low and open_low:
+                problems.append(f"balance {_amount(balance)} is not low, yet has an open alert")
+            if bool(flag) != bool(open_low) or bool(uncovered_flag) != bool(open_uncovered):
+                problems.append("its open-alert flags disagree with its open alerts")
+            return f"§6.11 {label}: " + "; ".join(problems or ["alerts out of step"])
+
+        self.violations(sql, params, describe)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from core.errors import InsufficientFunds
+from credits.alerts import alerts_sync
 from credits.models import Account, LedgerEntry, PoolingChange
 
 
@@ -47,14 +48,18 @@ def _apply(postings: Sequence[Posting]) -> None:
         p.account.balance = p.balance_after = new_balance
 
 
-def post(postings: Sequence[Posting], *, actor) -> list[LedgerEntry]:
+def post(postings: Sequence[Posting], *, actor, sync_alerts: bool = True) -> list[LedgerEntry]:
     """Apply `postings` to their accounts (locked by the caller, in pk order) and write
-    one ledger entry each, in the caller's transaction."""
+    one ledger entry each, in the caller's transaction, opening or resolving the
+    accounts' low-balance alerts with them (credits.alerts)."""
     _apply(postings)
     now = timezone.now()
-    for account in {p.account.pk: p.account for p in postings}.values():
+    accounts = {p.account.pk: p.account for p in postings}.values()
+    for account in accounts:
         Account.objects.filter(pk=account.pk).update(balance=account.balance, updated_at=now)
         account.updated_at = now
+    if sync_alerts:  # else the caller syncs once its further postings are made
+        alerts_sync(accounts)
     return LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
@@ -88,9 +93,10 @@ def post_one(
 def post_sql(postings: Sequence[Posting], *, actor, now) -> tuple[list[str], list]:
     """PostgreSQL: `postings` (one per account) as two data-modifying CTEs, `balances`
     and `ledger`, with their parameters, for the charging writer's closing statement.
-    Balances are applied (and checked) here, as `post` does."""
+    Balances are applied (and checked) here, and alerts synced, as `post` does."""
     _apply(postings)
     accounts = [p.account for p in postings]
+    alerts_sync(accounts)
     ctes = [
         f"balances AS (UPDATE {Account._meta.db_table} AS b "  # noqa: S608
         "SET balance = w.balance, updated_at = %s "

@@ -25,6 +25,16 @@ class Account(models.Model):
     kind = models.CharField(max_length=10, choices=AccountKind.choices)
     balance = credits_field(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # Low-balance warning (SPEC §8.2): the override set for this balance, and the
+    # threshold in force (override, else the company default; none while the balance
+    # funds nothing). The flags say an alert of each kind is open: the ledger compares
+    # them with the new balance on every change without reading the alerts.
+    threshold_override = credits_field(null=True, blank=True)
+    alert_threshold = credits_field(null=True, blank=True)
+    # Database defaults too: hand-written SQL writers (the bench's raw baseline, COPY
+    # loads) insert rows without naming these columns.
+    low_balance_alert = models.BooleanField(default=False, db_default=False)
+    uncovered_alert = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["company_id", "kind", "office_id"]
@@ -129,6 +139,10 @@ class Allowance(models.Model):
     ai_drawn = credits_field(default=0)
     uncovered = credits_field(default=0)
     events = models.PositiveIntegerField(default=0)
+    # The office's pool cap in force (SPEC §8.3; standard rows), and its pool draws when
+    # that cap was set: a cap set below what was already drawn stops further draws.
+    pool_cap = credits_field(null=True, blank=True)
+    pool_drawn_at_cap = credits_field(default=0, db_default=0)
 
     class Meta:
         ordering = ["-period", "office_id", "kind"]
@@ -178,3 +192,154 @@ class PoolingChange(ImmutableModel):
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"Pooling {state} for {self.company} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# Money controls (SPEC §8) ---------------------------------------------------------------
+
+
+class CompanyControls(models.Model):
+    """A company's low-balance settings: the default warning threshold of its balances and
+    the webhook that alerts are posted to (the secret signs them; shown once)."""
+
+    company = models.OneToOneField(Company, on_delete=models.CASCADE, related_name="controls")
+    alert_threshold = credits_field(null=True, blank=True)
+    webhook_url = models.URLField(max_length=500, blank=True, default="")
+    webhook_secret = models.CharField(max_length=100, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "company controls"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(alert_threshold__isnull=True) | Q(alert_threshold__gt=0),
+                name="controls_threshold_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Money controls of {self.company}"
+
+
+class RechargeRule(models.Model):
+    """Auto-recharge of one funding balance (SPEC §8.1): just before a usage draw would
+    leave it below `threshold`, add `amount`, at most `monthly_limit` times a period.
+    `period`/`recharges` count this period's recharges (kept under the account's lock)."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="recharge_rules")
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="recharge_rule")
+    threshold = credits_field()
+    amount = credits_field()
+    monthly_limit = models.PositiveSmallIntegerField(default=3)
+    period = models.DateField(null=True, blank=True)
+    recharges = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company_id", "account_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gt=0) & Q(amount__gt=0) & Q(monthly_limit__gt=0),
+                name="recharge_rule_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Auto-recharge #{self.pk} of {self.account}"
+
+
+class PoolCap(models.Model):
+    """The monthly cap on what one office may draw from the company pool (SPEC §8.3).
+    The cap in force is copied onto the office's standard allowance rows, which the
+    charging session locks anyway."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="pool_caps")
+    office = models.OneToOneField(Office, on_delete=models.PROTECT, related_name="pool_cap")
+    cap = credits_field()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company_id", "office_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cap__gte=0), name="pool_cap_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pool cap of {self.office}: {self.cap}"
+
+
+class AlertKind(models.TextChoices):
+    LOW_BALANCE = "low_balance", "Low balance"
+    UNCOVERED = "uncovered", "Usage uncovered"
+
+
+class Alert(models.Model):
+    """A low balance (below its warning threshold) or an empty balance that left usage
+    uncovered (SPEC §8.2). Opened and resolved in the transaction of the balance change."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="alerts")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    threshold = credits_field(null=True, blank=True)
+    balance = credits_field(help_text="The balance when the alert opened.")
+    opened_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_balance = credits_field(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"],
+                condition=Q(resolved_at__isnull=True),
+                name="alert_one_open_per_account_kind",
+            )
+        ]
+        indexes = [models.Index(fields=["company", "-opened_at"], name="alert_company_time")]
+
+    def __str__(self) -> str:
+        state = "resolved" if self.resolved_at else "open"
+        return f"{self.get_kind_display()} of {self.account} ({state})"
+
+
+class DeliveryStatus(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookAttempt(models.Model):
+    """One try at posting an alert to the company's webhook, with what came back."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="webhook_attempts")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="webhook_attempts")
+    attempt = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=500)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Webhook attempt {self.attempt} of alert {self.alert_id}: {self.status}"
+
+
+class ControlChange(ImmutableModel):
+    """Audit of one money-control change: who, when, what, old value → new value."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="control_changes")
+    setting = models.CharField(max_length=200)
+    old_value = models.CharField(max_length=600, blank=True, default="")
+    new_value = models.CharField(max_length=600, blank=True, default="")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.old_value or '—'} → {self.new_value or '—'}"

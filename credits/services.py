@@ -19,6 +19,7 @@ from core.db import retry_on_conflict
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.money import ZERO, credits_noun, q
 from credits.accounts import accounts_ensure
+from credits.alerts import alerts_sync, thresholds_refresh
 from credits.ledger import Posting, post, post_one
 from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
 from credits.routing import funding_kind, funds_usage
@@ -112,8 +113,9 @@ def credits_add(
 ) -> LedgerEntry:
     """Record a purchase or grant of credits into the balance that receives them now.
     With an idempotency key, a repeated submit returns the first entry and adds nothing."""
-    if entry_type not in (EntryType.PURCHASE, EntryType.GRANT, EntryType.AUTO_RECHARGE):
-        raise ValidationFailed("entry_type: only purchases, grants and auto-recharges add credits.")
+    if entry_type not in (EntryType.PURCHASE, EntryType.GRANT):
+        # Auto-recharges come only from a rule, inside a charging transaction (§8.1).
+        raise ValidationFailed("entry_type: only purchases and grants add credits.")
     if kind not in CreditKind.values:
         raise ValidationFailed(f"kind: unknown credit kind {kind!r}.")
     amount = parse_credits(amount)
@@ -279,7 +281,11 @@ def pooling_set(*, company: Company, enabled: bool, actor, reason: str) -> Pooli
             Posting(account=src, amount=-amount, entry_type=EntryType.POOLING_TRANSFER, **details),
             Posting(account=dst, amount=amount, entry_type=EntryType.POOLING_TRANSFER, **details),
         ]
+    # Wallet thresholds sleep while pooling is on, the pool's while it is off (SPEC §8.2):
+    # switched before the transfers, so alerts follow the balances as they end up.
+    thresholds_refresh(company=company, accounts=accounts, pooling=enabled, sync=False)
     post(postings, actor=actor)
+    alerts_sync(accounts)
     Company.objects.filter(pk=company.pk).update(
         pooling_enabled=enabled, pooling_changed_at=timezone.now()
     )

@@ -23,6 +23,7 @@ from django_tables2 import LazyPaginator, SingleTableMixin
 from core.csv import neutralise
 from core.errors import DomainError
 from core.money import credits_noun
+from credits.controls_selectors import balance_controls
 from credits.filters import ActivityFilter
 from credits.models import Account, AccountKind
 from credits.portal_forms import AddCreditsForm, new_token
@@ -40,6 +41,9 @@ class BalanceView(PortalMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         overview = balance_overview(self.scope)
         context["overview"] = overview
+        context["money_controls"] = balance_controls(
+            self.scope, {row.office_id: row.pool_drawn for row in overview.rows}
+        )
         # The table's optional columns, decided once rather than in each row.
         columns = OfficeColumns(
             pool_drawn=overview.shows_pool_drawn,

@@ -20,6 +20,13 @@ CUSTOMER_CARE_PERMISSIONS = {
         "ledgerentry": ["view", "add"],
         "allowance": ["view"],
         "poolingchange": ["view"],
+        # Money controls (SPEC §8): changed through the services, which audit them.
+        "rechargerule": ["view", "add", "change", "delete"],
+        "poolcap": ["view", "add", "change", "delete"],
+        "companycontrols": ["view", "add", "change"],
+        "alert": ["view"],
+        "webhookattempt": ["view"],
+        "controlchange": ["view"],
     },
     "usage": {
         "service": ["view", "add", "change"],

@@ -1,4 +1,5 @@
-"""An independent, pure-Python model of SPEC §3–§4, used as the oracle of the property and
+"""An independent, pure-Python model of SPEC §3–§4 and the money controls of §8 (pool
+caps, auto-recharge rules, low-balance alerts), used as the oracle of the property and
 simulation tests.
 
 It is written from the SPEC alone and imports nothing from the portal: balances are plain
@@ -85,6 +86,8 @@ class Rollup:
     ai_drawn: Decimal = ZERO
     uncovered: Decimal = ZERO
     events: int = 0
+    pool_cap: Decimal | None = None  # the office's pool cap in force (standard rows)
+    pool_drawn_at_cap: Decimal = ZERO  # its pool draws when that cap was set
 
 
 @dataclass
@@ -106,6 +109,15 @@ class CompanyModel:
     ledger: dict = field(default_factory=lambda: defaultdict(list))
     idempotency_keys: set[str] = field(default_factory=set)
     pooling_changes: list[tuple[bool, Decimal]] = field(default_factory=list)
+    # Money controls (SPEC §8).
+    caps: dict[str, Decimal] = field(default_factory=dict)  # office → monthly pool cap
+    rules: dict = field(default_factory=dict)  # account → (threshold, amount, limit)
+    recharges: dict = field(default_factory=lambda: defaultdict(int))  # (account, period) → n
+    default_threshold: Decimal | None = None
+    overrides: dict = field(default_factory=dict)  # account → its own threshold
+    low: set = field(default_factory=set)  # accounts with an open low-balance alert
+    empty_alerts: set = field(default_factory=set)  # accounts with an open uncovered alert
+    opened: dict = field(default_factory=lambda: defaultdict(int))  # (account, kind) → alerts
 
     def __post_init__(self):
         assert self.primary in self.offices
@@ -127,6 +139,41 @@ class CompanyModel:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def funds(self, account) -> bool:
+        """Whether a balance pays for usage now (SPEC §1): AI always, the pool only while
+        pooling is on, a wallet only while it is off."""
+        if account == AI:
+            return True
+        return self.pooling if account == POOL else not self.pooling
+
+    def threshold(self, account) -> Decimal | None:
+        """The warning threshold in force: the balance's own, else the company default;
+        none while the balance funds nothing."""
+        if not self.funds(account):
+            return None
+        return self.overrides.get(account, self.default_threshold)
+
+    def _alerts(self, emptied=()) -> None:
+        """SPEC §8.2 after each operation: a balance below its threshold has one open
+        alert; an empty balance that left usage uncovered opens one until it is refilled
+        or stops funding usage."""
+        for account in self.accounts():
+            threshold = self.threshold(account)
+            low = threshold is not None and self.balances[account] < threshold
+            if low and account not in self.low:
+                self.low.add(account)
+                self.opened[account, "low_balance"] += 1
+            elif not low:
+                self.low.discard(account)
+            if account in self.empty_alerts and (
+                self.balances[account] > 0 or not self.funds(account)
+            ):
+                self.empty_alerts.discard(account)
+        for account in emptied:
+            if self.balances[account] == 0 and account not in self.empty_alerts:
+                self.empty_alerts.add(account)
+                self.opened[account, "uncovered"] += 1
+
     def _post(self, account, amount: Decimal, entry_type: str) -> None:
         after = self.balances[account] + amount
         if after < 0:
@@ -134,8 +181,12 @@ class CompanyModel:
         self.balances[account] = after
         self.ledger[account].append((entry_type, amount, after))
 
-    def ingest(self, events: list[Event]) -> list[tuple[Charge, bool]]:
-        """SPEC §3, events in order; an id charged before is a duplicate and costs nothing."""
+    def ingest(
+        self, events: list[Event], now: dt.datetime | None = None
+    ) -> list[tuple[Charge, bool]]:
+        """SPEC §3, events in order; an id charged before is a duplicate and costs nothing.
+        Just before a draw, the balance's auto-recharge rule may add its amount (§8.1;
+        counted per period of `now`); a pool draw stops at the office's cap room (§8.3)."""
         seen = [e.external_id for e in events]
         assert len(seen) == len(set(seen)), "a batch with repeated ids is refused, not modelled"
         for e in events:
@@ -143,6 +194,8 @@ class CompanyModel:
             if earlier is not None and _content(earlier) != _content(e):
                 raise Refused(f"id {e.external_id} conflicts with its earlier charge")
         drawn: dict = defaultdict(lambda: ZERO)
+        emptied = set()
+        now_period = self.period(now or dt.datetime.now(dt.UTC))
         out = []
         for e in events:
             if e.external_id in self.charges:
@@ -152,7 +205,12 @@ class CompanyModel:
             cost = money(e.quantity * rate)
             period = self.period(e.occurred_at)
             key = (e.office, kind, period)
-            row = self.allowances.setdefault(key, Rollup(included=self.included[(e.office, kind)]))
+            if key not in self.allowances:
+                cap = self.caps.get(e.office) if kind == STANDARD else None
+                self.allowances[key] = Rollup(
+                    included=self.included[(e.office, kind)], pool_cap=cap
+                )
+            row = self.allowances[key]
             from_allowance = min(cost, row.included - row.used)
             rest = cost - from_allowance
             if kind == AI_AGENT:
@@ -161,8 +219,28 @@ class CompanyModel:
                 account = POOL
             else:
                 account = wallet(e.office)
-            funded = min(rest, self.balances[account] - drawn[account])
+            room = None
+            if account == POOL and row.pool_cap is not None:
+                room = max(row.pool_cap - row.pool_drawn, ZERO)
+
+            def can_draw(account=account, room=room, rest=rest):
+                available = self.balances[account] - drawn[account]
+                return min(rest, available, room) if room is not None else min(rest, available)
+
+            rule = self.rules.get(account)
+            if rule is not None and rest > 0:
+                threshold, amount, limit = rule
+                available = self.balances[account] - drawn[account]
+                if (
+                    self.recharges[account, now_period] < limit
+                    and available - can_draw() < threshold
+                ):
+                    self.recharges[account, now_period] += 1
+                    self._post(account, amount, "auto_recharge")
+            funded = can_draw()
             drawn[account] += funded
+            if rest - funded > 0 and self.balances[account] - drawn[account] == 0:
+                emptied.add(account)
             charge = Charge(
                 office=e.office,
                 kind=kind,
@@ -190,6 +268,7 @@ class CompanyModel:
         for account, amount in drawn.items():
             if amount:
                 self._post(account, -amount, "usage")
+        self._alerts(emptied)
         return out
 
     def add(
@@ -216,6 +295,7 @@ class CompanyModel:
         self._post(account, amount, entry_type)
         if key:
             self.idempotency_keys.add(key)
+        self._alerts()
         return True
 
     def adjust(self, account, amount: Decimal) -> None:
@@ -225,6 +305,7 @@ class CompanyModel:
         if account == POOL and not self.pooling:
             raise Refused("pooling is off: the pool is not used")
         self._post(account, amount, "adjustment")
+        self._alerts()
 
     def set_pooling(self, enabled: bool) -> Decimal | None:
         """SPEC §4: on moves every wallet into the pool, off moves the pool to the primary
@@ -244,4 +325,40 @@ class CompanyModel:
                 moved += amount
         self.pooling = enabled
         self.pooling_changes.append((enabled, moved))
+        self._alerts()
         return moved
+
+    # -- money controls (SPEC §8) --------------------------------------------------------
+
+    def set_cap(self, office: str, cap: Decimal | None) -> None:
+        """A cap applies to draws after it, in every period: each of the office's
+        standard rows takes it, remembering what was drawn before it."""
+        if cap is None:
+            self.caps.pop(office, None)
+        else:
+            self.caps[office] = cap
+        for (row_office, kind, _), row in self.allowances.items():
+            if row_office == office and kind == STANDARD:
+                row.pool_cap = cap
+                row.pool_drawn_at_cap = row.pool_drawn
+
+    def set_rule(self, account, rule: tuple[Decimal, Decimal, int] | None) -> None:
+        """(threshold, amount, monthly limit), or None to remove the rule. Recharges made
+        this period still count against a changed rule."""
+        if rule is None:
+            # A new rule later is another rule: its recharges count from zero.
+            self.rules.pop(account, None)
+            for key in [k for k in self.recharges if k[0] == account]:
+                del self.recharges[key]
+        else:
+            self.rules[account] = rule
+
+    def set_threshold(self, account, value: Decimal | None) -> None:
+        """The company default (`account` None) or one balance's override."""
+        if account is None:
+            self.default_threshold = value
+        elif value is None:
+            self.overrides.pop(account, None)
+        else:
+            self.overrides[account] = value
+        self._alerts()

@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "ninja",
     "axes",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "core",
     "offices",
     "credits",
@@ -185,6 +187,19 @@ CREDITS_PURCHASE_MAX = env("CREDITS_PURCHASE_MAX", default="1000000")
 USAGE_BATCH_MAX = env.int("USAGE_BATCH_MAX", default=1000)
 USAGE_MAX_FUTURE_SECONDS = env.int("USAGE_MAX_FUTURE_SECONDS", default=300)
 USAGE_MAX_QUANTITY = env("USAGE_MAX_QUANTITY", default="1000000")
+
+# Money controls (SPEC §8): alert notifications run after commit on a background queue
+# (django-tasks with its database backend; worker: `manage.py db_worker`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# E-mail: e.g. smtp+tls://user:pass@host:587 or consolemail:// (the default).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@credit-pooling.invalid")
+# Webhook deliveries: tries in all, and the first retry's delay (doubling after each).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5)
+RECHARGE_MONTHLY_LIMIT_MAX = 31
 
 LOGGING = {
     "version": 1,

@@ -184,3 +184,28 @@ def assert_invariants(company: Company) -> None:
     } == dict(rollups)
     for a in allowances:
         assert Decimal(0) <= a.used <= a.included
+
+
+def assert_controls_match_model(company: Company, model: CompanyModel) -> None:
+    """The money controls (SPEC §8) are what the model says: each allowance row's pool cap
+    in force, the open alerts of each kind, and how many alerts each balance opened."""
+    from credits.models import Alert
+
+    rows = {
+        (a.office.slug, a.kind, a.period): (a.pool_cap, a.pool_drawn_at_cap)
+        for a in Allowance.objects.filter(company=company).select_related("office")
+    }
+    assert rows == {key: (r.pool_cap, r.pool_drawn_at_cap) for key, r in model.allowances.items()}
+    alerts = Alert.objects.filter(company=company).select_related("account__office")
+    open_low = {
+        account_name(a.account) for a in alerts if not a.resolved_at and a.kind == "low_balance"
+    }
+    open_empty = {
+        account_name(a.account) for a in alerts if not a.resolved_at and a.kind == "uncovered"
+    }
+    assert open_low == model.low
+    assert open_empty == model.empty_alerts
+    opened = defaultdict(int)
+    for a in alerts:
+        opened[account_name(a.account), a.kind] += 1
+    assert dict(opened) == {k: v for k, v in model.opened.items() if v}

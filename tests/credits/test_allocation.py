@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from core.errors import ValidationFailed
+from credits.allocation import allocate, cap_room, recharge_due
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.services import credits_purchase, pooling_set
 from offices.models import CreditKind
@@ -676,3 +677,69 @@ def test_batch_of_exactly_the_maximum_and_slightly_future_events_is_accepted(com
     )
     assert [r.duplicate for r in results] == [False, False, False]
     assert Allowance.objects.get(company=company).used == D("3")
+
+
+# The pure rule with the money controls (SPEC §3 step 2, §8.1, §8.3) ------------------
+
+ALLOCATE_WITH_ROOM = [
+    # cost, allowance remaining, balance, cap room → (allowance, funded, uncovered)
+    ("10", "0", "100", None, ("0", "10", "0")),  # no cap: no limit
+    ("10", "0", "100", "4", ("0", "4", "6")),  # the cap stops the draw; rest uncovered
+    ("10", "3", "100", "4", ("3", "4", "3")),  # allowance first, then at most the room
+    ("10", "0", "2", "4", ("0", "2", "8")),  # the balance is the tighter limit
+    ("10", "0", "100", "0", ("0", "0", "10")),  # cap reached: nothing from the pool
+    ("10", "20", "0", "0", ("10", "0", "0")),  # the allowance is never capped
+]
+
+
+@pytest.mark.parametrize("cost, remaining, balance, room, expected", ALLOCATE_WITH_ROOM)
+def test_allocate_stops_a_pool_draw_at_the_cap_room(cost, remaining, balance, room, expected):
+    split = allocate(
+        D(cost),
+        allowance_remaining=D(remaining),
+        balance=D(balance),
+        room=None if room is None else D(room),
+    )
+    assert (split.allowance, split.funded, split.uncovered) == tuple(D(x) for x in expected)
+
+
+@pytest.mark.parametrize(
+    "cap, drawn, room",
+    [(None, "50", None), ("100", "30", "70"), ("100", "100", "0"), ("40", "100", "0")],
+)
+def test_cap_room_is_never_negative(cap, drawn, room):
+    got = cap_room(None if cap is None else D(cap), D(drawn))
+    assert got == (None if room is None else D(room))
+
+
+RECHARGE_DUE = [
+    # cost, allowance remaining, balance, room, threshold, done, limit → recharge?
+    ("10", "0", "100", None, "50", 0, 3, False),  # 90 left: not below 50
+    ("10", "0", "55", None, "50", 0, 3, True),  # would leave 45 < 50
+    ("10", "0", "60", None, "50", 0, 3, False),  # would leave exactly 50: not below
+    ("10", "0", "55", None, "50", 3, 3, False),  # the monthly limit is reached
+    ("10", "10", "5", None, "50", 0, 3, False),  # paid by the allowance: no draw
+    ("10", "0", "0", None, "50", 0, 3, True),  # empty: the draw would be uncovered
+    ("10", "0", "100", "0", "150", 0, 1, True),  # capped draw, balance already below
+    ("10", "0", "100", "0", "50", 0, 1, False),  # capped draw leaves 100 ≥ 50
+]
+
+
+@pytest.mark.parametrize(
+    "cost, remaining, balance, room, threshold, done, limit, due", RECHARGE_DUE
+)
+def test_recharge_is_due_when_the_draw_would_leave_the_balance_below_the_threshold(
+    cost, remaining, balance, room, threshold, done, limit, due
+):
+    assert (
+        recharge_due(
+            D(cost),
+            allowance_remaining=D(remaining),
+            balance=D(balance),
+            room=None if room is None else D(room),
+            threshold=D(threshold),
+            recharges=done,
+            limit=limit,
+        )
+        is due
+    )

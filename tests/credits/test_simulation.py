@@ -57,14 +57,21 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections, transaction
 
-from core.checks import ledger_violations
+from core.checks import ledger_check, ledger_violations
 from core.errors import DomainError, InsufficientFunds
-from credits.models import Account
+from credits.controls import (
+    alert_threshold_set,
+    pool_cap_set,
+    recharge_rule_delete,
+    recharge_rule_set,
+)
+from credits.models import Account, RechargeRule
 from credits.services import credits_adjust, credits_purchase, pooling_set
 from offices.locks import lock_company
 from offices.models import Company, CreditKind
 from tests.credits.checks import (
     account_name,
+    assert_controls_match_model,
     assert_invariants,
     assert_matches_model,
     balances,
@@ -80,6 +87,8 @@ SEED = int(os.environ.get("SIM_SEED", "20261126"))
 # One operation is one service call (usage_ingest, credits_purchase, credits_adjust or
 # pooling_set), whatever the size of its batch. SIM_OPS scales the run for a soak.
 OPERATIONS = int(os.environ.get("SIM_OPS", "10000"))
+# The money-controls run (its own test, below): SIM_CONTROL_OPS scales it.
+CONTROL_OPERATIONS = int(os.environ.get("SIM_CONTROL_OPS", "2000"))
 THREADS = 5
 OFFICES = ("hq", "austin", "berlin", "denver")
 SERVICE_CODES = ("sms", "call_international", "ai_agent", "fax")
@@ -88,11 +97,12 @@ SERVICE_CODES = ("sms", "call_international", "ai_agent", "fax")
 MONTHS = tuple(dt.datetime(2025, m, 1, tzinfo=dt.UTC) for m in range(1, 13))
 ID_WINDOW = 25  # ids are drawn this close to the run's progress, so threads overlap
 ACCOUNTS = (POOL, AI) + tuple(wallet(o) for o in OFFICES)
+CONTROL_KINDS = ("cap", "rule", "threshold")  # money controls (SPEC §8)
 
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # usage | purchase | adjust | toggle
+    kind: str  # usage | purchase | adjust | toggle | cap | rule | threshold
     events: tuple = ()
     credit_kind: str = CreditKind.STANDARD
     office: str | None = None
@@ -192,6 +202,8 @@ def _offices(company_id: int) -> dict:
 def perform(op: Op, *, company: Company, care, hold_locks: bool = True) -> tuple:
     """Run one operation through the services (inside the caller's transaction when
     `hold_locks`); return what it did, in terms the model can be compared with."""
+    if op.kind in CONTROL_KINDS:
+        return perform_control(op, company=company, care=care)
     if op.kind == "usage":
         results = usage_ingest(
             company=company,
@@ -259,6 +271,7 @@ class Logged:
     thread: int
     op: Op
     outcome: tuple
+    now: dt.datetime | None = None  # when it committed (recharges count per period of now)
 
 
 def run_threads(
@@ -279,7 +292,7 @@ def run_threads(
             for op in ops:
                 if not in_commit_order:
                     outcome = perform(op, company=company, care=care, hold_locks=False)
-                    log.append(Logged(next(sequence), index, op, outcome))
+                    log.append(Logged(next(sequence), index, op, outcome, dt.datetime.now(dt.UTC)))
                     continue
                 locked = False
                 try:
@@ -291,7 +304,7 @@ def run_threads(
                         commit_lock.acquire()
                         locked = True
                     # committed (or, for a refusal, rolled back to its savepoint) just now
-                    log.append(Logged(next(sequence), index, op, outcome))
+                    log.append(Logged(next(sequence), index, op, outcome, dt.datetime.now(dt.UTC)))
                 finally:
                     if locked:
                         commit_lock.release()
@@ -324,7 +337,7 @@ def replay(model, log: list[Logged]) -> Counter:
         op, (status, detail) = entry.op, entry.outcome
         where = f"operation #{entry.seq} (thread {entry.thread}): {op}"
         if op.kind == "usage":
-            expected = model.ingest(list(op.events))
+            expected = model.ingest(list(op.events), now=entry.now)
             assert status == "ok", where
             got = [(dup, cost, parts) for dup, _pk, cost, parts in detail]
             assert got == [(dup, c.cost, c.parts()) for c, dup in expected], where
@@ -340,6 +353,15 @@ def replay(model, log: list[Logged]) -> Counter:
                     stats["usage events charged after a later period's"] += 1
                 latest_period = max(period, latest_period or period)
             stats[f"usage calls: {op.shape}"] += 1
+        elif op.kind in CONTROL_KINDS:
+            assert status == "ok", where
+            if op.kind == "cap":
+                model.set_cap(op.office, op.amount)
+            elif op.kind == "threshold":
+                model.set_threshold(op.account, op.amount)
+            else:
+                model.set_rule(op.account, _rule_of(op))
+            stats[f"{op.kind} changes"] += 1
         elif op.kind == "toggle":
             moved = model.set_pooling(op.enabled)
             assert status == "ok" and detail == moved, where
@@ -519,3 +541,110 @@ def test_invariants_hold_when_each_service_call_is_its_own_transaction():
         ZERO,
     )
     assert sum(balances(company).values(), ZERO) == came_in - funded
+
+
+# Money controls (SPEC §8): the same simulation with caps, recharge rules and alert
+# thresholds changed by further operations while usage, purchases and toggles run.
+
+
+def plan_operations_with_controls(rng: random.Random, count: int) -> list[Op]:
+    """`plan_operations`, with about a quarter of the operations replaced by changes of
+    pool caps, auto-recharge rules and low-balance thresholds."""
+    ops = []
+    for op in plan_operations(rng, count, id_space=count * THREADS):
+        roll = rng.random()
+        if roll < 0.08:
+            cap = None if rng.random() < 0.2 else Decimal(rng.randint(0, 3000)) / 100
+            ops.append(Op(kind="cap", office=rng.choice(OFFICES), amount=cap))
+        elif roll < 0.17:
+            account = rng.choice(ACCOUNTS)
+            if rng.random() < 0.15:
+                ops.append(Op(kind="rule", account=account))
+            else:
+                rule = (
+                    Decimal(rng.randint(100, 4000)) / 100,
+                    Decimal(rng.randint(100, 3000)) / 100,
+                    rng.randint(1, 3),
+                )
+                ops.append(Op(kind="rule", account=account, key=repr(rule)))
+        elif roll < 0.25:
+            account = None if rng.random() < 0.3 else rng.choice(ACCOUNTS)
+            value = None if rng.random() < 0.2 else Decimal(rng.randint(100, 6000)) / 100
+            ops.append(Op(kind="threshold", account=account, amount=value))
+        else:
+            ops.append(op)
+    return ops
+
+
+def _rule_of(op: Op):
+    if not op.key:
+        return None
+    threshold, amount, limit = eval(op.key, {"Decimal": Decimal})  # noqa: S307 - our own repr
+    return threshold, amount, limit
+
+
+def perform_control(op: Op, *, company: Company, care) -> tuple:
+    """Run a money-control change through its service."""
+    if op.kind == "cap":
+        office = company.offices.get(slug=op.office)
+        pool_cap_set(company=company, office=office, cap=op.amount, actor=care)
+        return ("ok", None)
+    if op.kind == "threshold":
+        account = None if op.account is None else _account_pks(company.pk)[op.account]
+        alert_threshold_set(company=company, account=account, value=op.amount, actor=care)
+        return ("ok", None)
+    account_pk = _account_pks(company.pk)[op.account]
+    rule = _rule_of(op)
+    if rule is None:
+        existing = RechargeRule.objects.filter(account_id=account_pk).first()
+        if existing is not None:
+            recharge_rule_delete(company=company, rule=existing, actor=care)
+        return ("ok", None)
+    threshold, amount, limit = rule
+    recharge_rule_set(
+        company=company,
+        account=account_pk,
+        threshold=threshold,
+        amount=amount,
+        monthly_limit=limit,
+        actor=care,
+    )
+    return ("ok", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_money_controls_hold_under_concurrency():
+    """Caps, recharge rules and thresholds change while usage, purchases, adjustments and
+    toggles run in threads: the database equals the serial replay through the model
+    (recharges in the ledger, caps on the allowance rows, open and opened alerts), and
+    check_ledger (invariants 1–11) finds nothing."""
+    seed = SEED + 2
+    print(f"SIM_SEED={SEED} SIM_CONTROL_OPS={CONTROL_OPERATIONS} (this test uses SIM_SEED + 2)")
+    care = _customer_care()
+    company = _simulated_company(care)
+    model = model_for(company)
+    for slug in OFFICES:
+        model.add(amount=Decimal("25"), office=slug)
+    rng = random.Random(seed)
+    per_thread = CONTROL_OPERATIONS // THREADS
+    plans = [
+        plan_operations_with_controls(random.Random(rng.random()), per_thread)
+        for _ in range(THREADS)
+    ]
+
+    log, crashes = run_threads(company, care, plans)
+
+    assert crashes == []
+    assert len(log) == per_thread * THREADS
+    stats = replay(model, log)
+    stats["recharges"] = sum(model.recharges.values())
+    stats["alerts opened"] = sum(model.opened.values())
+    print(f"controls simulation: {len(log)} operations in {THREADS} threads:", dict(stats))
+    assert_matches_model(company, model)
+    assert_controls_match_model(company, model)
+    assert_invariants(company)
+    report = ledger_check()
+    assert report.violations == []
+    # it exercised what it claims to
+    assert stats["cap changes"] and stats["rule changes"] and stats["threshold changes"]
+    assert stats["recharges"] > 0 and stats["alerts opened"] > 0 and stats["toggles"] > 0

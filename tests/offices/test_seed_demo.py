@@ -14,7 +14,15 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db.models import F, Sum
 
-from credits.models import Account, Allowance, LedgerEntry, PoolingChange
+from credits.models import (
+    Account,
+    Alert,
+    Allowance,
+    ControlChange,
+    LedgerEntry,
+    PoolCap,
+    PoolingChange,
+)
 from offices.models import Company, CreditKind, Membership, Office, Role
 from usage.models import Service, UsageRecord
 
@@ -28,6 +36,8 @@ def snapshot() -> dict:
         "ledger": LedgerEntry.objects.count(),
         "pooling": PoolingChange.objects.count(),
         "log": LogEntry.objects.count(),
+        "alerts": list(Alert.objects.order_by("pk").values_list("pk", "resolved_at")),
+        "controls": ControlChange.objects.count(),
         "memberships": Membership.objects.count(),
         "offices": Office.objects.count(),
         "users": User.objects.count(),
@@ -120,6 +130,13 @@ def test_seed_demo_tells_the_story_and_a_second_run_changes_nothing():
     for account in Account.objects.all():
         total = account.entries.aggregate(s=Sum("amount"))["s"] or Decimal(0)
         assert account.balance == total >= 0, account
+
+    # the money controls (SPEC §8) show in the seeded history: one recharge, one open
+    # alert, one cap, each set by customer care with an audit record
+    assert LedgerEntry.objects.filter(entry_type="auto_recharge").count() == 1
+    assert Alert.objects.filter(kind="low_balance", resolved_at__isnull=True).count() == 1
+    assert PoolCap.objects.count() == 1
+    assert ControlChange.objects.filter(changed_by=care).count() == 3
 
     # when: run again, with another password
     call_command("seed_demo", "--password", "another-pass-1", stdout=io.StringIO())

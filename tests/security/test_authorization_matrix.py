@@ -20,8 +20,21 @@ from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
-from credits.models import Account, Allowance, LedgerEntry, PoolingChange
+from credits.controls import alert_threshold_set, pool_cap_set, recharge_rule_set
+from credits.models import (
+    Account,
+    Alert,
+    Allowance,
+    CompanyControls,
+    ControlChange,
+    LedgerEntry,
+    PoolCap,
+    PoolingChange,
+    WebhookAttempt,
+)
+from credits.notifications import alert_notify
 from credits.periods import period_of
 from credits.services import credits_purchase, pooling_set
 from offices.models import AddOn, Company, Membership, Office, Plan
@@ -161,6 +174,9 @@ PORTAL = [
         portal(office_admin_b=400, company_admin_y=400),
         note="wallet A",
     ),
+    # Money controls: every portal admin sees them (office admins read-only; their POST
+    # is refused, see tests/credits/test_controls_pages.py).
+    Case("balance/controls/", "controls", "/balance/controls/", portal()),
     Case("credits/add/", "add_credits", "/credits/add/", portal()),
     *OFFICE_PAGES,
     Case("usage/", "history", "/usage/", portal()),
@@ -312,6 +328,15 @@ API = [
         note="malformed",
     ),
     Case("api/v1/what-if/<period>", "what_if", "/api/v1/what-if/{period}", api()),
+    Case("api/v1/alerts", "alerts", "/api/v1/alerts", api()),
+    Case("api/v1/alerts", "alerts", "/api/v1/alerts?state=open&limit=5", api(), note="open"),
+    Case(
+        "api/v1/alerts",
+        "alerts",
+        "/api/v1/alerts?state=bogus",
+        api(key_x=422, key_y=422),
+        note="bad state",
+    ),
 ]
 
 
@@ -331,6 +356,16 @@ ADMIN_MODELS = {
     "credits.ledgerentry": ((200, 403, 200, 200, 403), (200, 403, 200, 200, 403)),
     "credits.allowance": ((200, 403, 200, 200, 403), (403,) * 5),
     "credits.poolingchange": ((200, 403, 200, 200, 403), (403,) * 5),
+    # Money controls: care sets rules, caps and the company's controls (through the
+    # services); alerts, webhook attempts and the change audit are read-only.
+    "credits.rechargerule": ((200,) * 5, (403,) * 5),
+    "credits.poolcap": ((200,) * 5, (403,) * 5),
+    "credits.companycontrols": ((200, 200, 200, 200, 403), (403,) * 5),
+    "credits.alert": ((200, 403, 200, 200, 403), (403,) * 5),
+    "credits.webhookattempt": ((200, 403, 200, 200, 403), (403,) * 5),
+    "credits.controlchange": ((200, 403, 200, 200, 403), (403,) * 5),
+    # The task queue's results: superusers only.
+    "django_tasks_database.dbtaskresult": ((403,) * 5, (403,) * 5),
     "offices.company": ((200, 200, 200, 200, 403), (200, 403, 200, 200, 403)),
     "offices.office": ((200, 200, 200, 200, 403), (200, 403, 200, 200, 403)),
     "offices.plan": ((200, 200, 200, 200, 403), (403,) * 5),
@@ -379,7 +414,7 @@ def model_cases() -> list[Case]:
     return cases
 
 
-APP_LIST = "admin/^(?P<app_label>auth|axes|offices|admin|credits|usage)/$"
+APP_LIST = "admin/^(?P<app_label>auth|axes|django_tasks_database|offices|admin|credits|usage)/$"
 ADMIN = [
     Case("admin/", "index", "/admin/", admin_page(200, 200)),
     Case("admin/login/", "login", "/admin/login/", admin_page("→/admin/", "→/admin/", 200)),
@@ -417,6 +452,7 @@ ADMIN = [
             ("offices", 200, 200),
             ("admin", 200, 404),
             ("usage", 200, 404),
+            ("django_tasks_database", 404, 404),
         )
     ],
     Case("admin/(?P<url>.*)$", None, "/admin/no-such-page/", admin_page(404, 404)),
@@ -492,6 +528,20 @@ def ids(world, care):
     AccessAttempt.objects.create(username="x", ip_address="10.0.0.1", failures_since_start=1)
     AccessLog.objects.create(username="x", ip_address="10.0.0.1")
     AccessFailureLog.objects.create(username="x", ip_address="10.0.0.1", locked_out=False)
+    rule = recharge_rule_set(
+        company=acme,
+        account=Account.objects.get(company=acme, kind="ai_agent"),
+        threshold="5",
+        amount="10",
+        actor=care,
+    )
+    pool_cap_set(company=acme, office=world.office("acme", "austin"), cap="50", actor=care)
+    alert_threshold_set(company=acme, value="1000", actor=care)  # opens alerts
+    alert = Alert.objects.filter(company=acme).first()
+    WebhookAttempt.objects.create(
+        alert=alert, company=acme, attempt=1, url="https://example.com/h", status="failed"
+    )
+    alert_notify.enqueue(alert.pk)
     samples = {
         "auth.group": Group.objects.first(),
         "auth.user": world.users["no_role"],
@@ -502,6 +552,13 @@ def ids(world, care):
         "credits.ledgerentry": LedgerEntry.objects.filter(company=acme).first(),
         "credits.allowance": Allowance.objects.filter(company=acme).first(),
         "credits.poolingchange": PoolingChange.objects.first(),
+        "credits.rechargerule": rule,
+        "credits.poolcap": PoolCap.objects.first(),
+        "credits.companycontrols": CompanyControls.objects.first(),
+        "credits.alert": alert,
+        "credits.webhookattempt": WebhookAttempt.objects.first(),
+        "credits.controlchange": ControlChange.objects.first(),
+        "django_tasks_database.dbtaskresult": DBTaskResult.objects.first(),
         "offices.company": acme,
         "offices.office": Office.objects.get(company=acme, slug="austin"),
         "offices.plan": Plan.objects.first(),

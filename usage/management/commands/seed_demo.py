@@ -25,7 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from credits.accounts import company_open, office_open
-from credits.models import LedgerEntry, PoolingChange
+from credits.controls import alert_threshold_set, pool_cap_set, recharge_rule_set
+from credits.models import Account, AccountKind, ControlChange, LedgerEntry, PoolingChange
 from credits.services import credits_add, pooling_set
 from offices.models import AddOn, Company, CreditKind, Office, Plan
 from offices.roles import customer_care_group_ensure
@@ -41,6 +42,15 @@ POOLING_REASON = (
     "Acme asked to share credits across offices after Berlin ran out of wallet credits "
     "(ticket CS-2291)."
 )
+
+# Money controls (SPEC §8), set 8 days ago: Acme's AI agent credits recharge once a month
+# when below 500 and London may draw at most 200 from the pool; Globex warns when the
+# Capital City wallet is below 250 (it is: the demo shows an open alert).
+CONTROLS_DAYS_AGO = 8
+CONTROLS = {
+    "acme": {"ai_rule": ("500", "250", 1), "caps": {"london": "200"}},
+    "globex": {"thresholds": {"capital-city": "250"}},
+}
 
 PLANS = [
     # code, name, included standard, included AI agent credits per month
@@ -448,6 +458,8 @@ class Command(BaseCommand):
         actions: list[tuple[dt.datetime, object]] = [(moment(s.days_ago, s.hour), s) for s in steps]
         if pooling_days_ago is not None:
             actions.append((moment(pooling_days_ago, 15), "pooling_on"))
+        if spec.slug in CONTROLS:
+            actions.append((moment(CONTROLS_DAYS_AGO, 8), "controls"))
         actions.sort(key=lambda a: a[0])
         offices = {o.slug: o for o in Office.objects.filter(company=company)}
 
@@ -481,6 +493,9 @@ class Command(BaseCommand):
                 return
             pooling_set(company=company, enabled=True, actor=care, reason=POOLING_REASON)
             return
+        if action == "controls":
+            self.controls(company, CONTROLS[company.slug], offices, care)
+            return
         if LedgerEntry.objects.filter(company=company, idempotency_key=action.key).exists():
             return
         credits_add(
@@ -494,3 +509,24 @@ class Command(BaseCommand):
             idempotency_key=action.key,
         )
         self.stats["entries"] += 1
+
+    def controls(self, company, wanted, offices, care) -> None:
+        """The demo's money controls, set once (a later run keeps what was changed)."""
+        if ControlChange.objects.filter(company=company).exists():
+            return
+        if "ai_rule" in wanted:
+            threshold, amount, limit = wanted["ai_rule"]
+            account = Account.objects.get(company=company, kind=AccountKind.AI_AGENT)
+            recharge_rule_set(
+                company=company,
+                account=account,
+                threshold=threshold,
+                amount=amount,
+                monthly_limit=limit,
+                actor=care,
+            )
+        for slug, cap in wanted.get("caps", {}).items():
+            pool_cap_set(company=company, office=offices[slug], cap=cap, actor=care)
+        for slug, value in wanted.get("thresholds", {}).items():
+            account = Account.objects.get(company=company, office=offices[slug])
+            alert_threshold_set(company=company, account=account, value=value, actor=care)

@@ -1,0 +1,231 @@
+"""Customer care's admin for money controls (SPEC §8): rules, caps and the company's
+default threshold and webhook are saved through credits.controls (validated, audited);
+alerts, webhook attempts and the change audit are read-only."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+
+from core.admin import ReadOnlyAdmin
+from core.errors import DomainError
+from credits import controls
+from credits.models import (
+    Alert,
+    CompanyControls,
+    ControlChange,
+    PoolCap,
+    RechargeRule,
+    WebhookAttempt,
+)
+
+
+def _field_check(form, name, parse, **kwargs):
+    value = form.cleaned_data.get(name)
+    if value in (None, ""):
+        return value
+    try:
+        return parse(value, **kwargs)
+    except DomainError as error:
+        form.add_error(name, error.message)
+        return value
+
+
+class RechargeRuleForm(forms.ModelForm):
+    class Meta:
+        model = RechargeRule
+        fields = ("account", "threshold", "amount", "monthly_limit")
+
+    def clean(self):
+        data = super().clean()
+        _field_check(self, "threshold", controls.parse_control_amount, field="threshold")
+        _field_check(
+            self,
+            "amount",
+            controls.parse_control_amount,
+            field="amount",
+            maximum=Decimal(settings.CREDITS_PURCHASE_MAX),
+        )
+        limit = data.get("monthly_limit")
+        if limit is not None:
+            try:
+                controls.parse_monthly_limit(limit)
+            except DomainError as error:
+                self.add_error("monthly_limit", error.message)
+        return data
+
+
+class ServiceSaveMixin:
+    """Saves go through the services; a refused rule shows as an error message."""
+
+    def _run(self, request, call) -> None:
+        try:
+            call()
+        except DomainError as error:
+            messages.error(request, error.message)
+
+
+@admin.register(RechargeRule)
+class RechargeRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
+    form = RechargeRuleForm
+    list_display = ("__str__", "company", "threshold", "amount", "monthly_limit", "recharges")
+    list_filter = ("company",)
+    list_select_related = ("company", "account__office", "account__company")
+    readonly_fields = ("company", "period", "recharges")
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "account") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        saved = controls.recharge_rule_set(
+            company=obj.account.company,
+            account=obj.account,
+            threshold=obj.threshold,
+            amount=obj.amount,
+            monthly_limit=obj.monthly_limit,
+            actor=request.user,
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        controls.recharge_rule_delete(company=obj.company, rule=obj, actor=request.user)
+
+
+class PoolCapForm(forms.ModelForm):
+    class Meta:
+        model = PoolCap
+        fields = ("office", "cap")
+
+    def clean(self):
+        data = super().clean()
+        _field_check(self, "cap", controls.parse_control_amount, field="cap", allow_zero=True)
+        return data
+
+
+@admin.register(PoolCap)
+class PoolCapAdmin(admin.ModelAdmin):
+    form = PoolCapForm
+    list_display = ("office", "company", "cap", "updated_at")
+    list_filter = ("company",)
+    list_select_related = ("office", "company")
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("office",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        saved = controls.pool_cap_set(
+            company=obj.office.company, office=obj.office, cap=obj.cap, actor=request.user
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        controls.pool_cap_set(company=obj.company, office=obj.office, cap=None, actor=request.user)
+
+
+class CompanyControlsForm(forms.ModelForm):
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    new_secret = forms.BooleanField(
+        required=False, help_text="Make a new signing secret (shown once after saving)."
+    )
+
+    class Meta:
+        model = CompanyControls
+        fields = ("company", "alert_threshold", "webhook_url")
+
+    def clean(self):
+        data = super().clean()
+        _field_check(self, "alert_threshold", controls.parse_control_amount, field="threshold")
+        url = data.get("webhook_url")
+        if url:
+            try:
+                controls.webhook_url_check(url)
+            except DomainError as error:
+                self.add_error("webhook_url", error.message)
+        return data
+
+
+@admin.register(CompanyControls)
+class CompanyControlsAdmin(admin.ModelAdmin):
+    form = CompanyControlsForm
+    list_display = ("company", "alert_threshold", "webhook_url", "updated_at")
+    list_select_related = ("company",)
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("company",) if obj else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        company, actor = obj.company, request.user
+        controls.alert_threshold_set(company=company, value=obj.alert_threshold, actor=actor)
+        before = CompanyControls.objects.get(company=company)
+        url = form.cleaned_data.get("webhook_url") or ""
+        if not url:
+            if before.webhook_url:
+                controls.webhook_clear(company=company, actor=actor)
+        elif url != before.webhook_url or form.cleaned_data.get("new_secret"):
+            secret = controls.webhook_set(company=company, url=url, actor=actor)
+            messages.warning(
+                request,
+                f"Webhook signing secret (shown only now; give it to the customer): {secret}",
+            )
+        obj.pk = before.pk
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("attempt", "status", "response_code", "error", "next_try_at", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = (
+        "__str__",
+        "company",
+        "kind",
+        "threshold",
+        "balance",
+        "opened_at",
+        "resolved_at",
+    )
+    list_filter = ("kind", "company")
+    list_select_related = ("company", "account__office", "account__company")
+    inlines = [WebhookAttemptInline]
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(ReadOnlyAdmin):
+    list_display = (
+        "alert",
+        "company",
+        "attempt",
+        "status",
+        "response_code",
+        "next_try_at",
+        "created_at",
+    )
+    list_filter = ("status", "company")
+    list_select_related = ("company", "alert__account__office", "alert__account__company")
+
+
+@admin.register(ControlChange)
+class ControlChangeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "company", "setting", "old_value", "new_value", "changed_by")
+    list_filter = ("company",)
+    list_select_related = ("company", "changed_by")
