@@ -33,9 +33,16 @@ ALLOWANCE_ROLLUPS = ("used", "cost_total", "pool_drawn", "wallet_drawn", "ai_dra
 
 def included_credits(office: Office, kind: str) -> Decimal:
     """Plan allowance plus add-ons (× quantity) of one office for one credit kind."""
-    total = office.plan.included(kind)
-    for office_addon in office.office_addons.all():
-        total += office_addon.addon.included(kind) * office_addon.quantity
+    addons = ((oa.addon, oa.quantity) for oa in office.office_addons.all())
+    return included_from(office.plan.included(kind), addons, kind)
+
+
+def included_from(plan_included: Decimal, addons, kind: str) -> Decimal:
+    """What a plan including `plan_included` credits of `kind`, with `addons` ((add-on,
+    quantity) pairs), includes per period: the one rule."""
+    total = plan_included
+    for addon, quantity in addons:
+        total += addon.included(kind) * quantity
     return q(total)
 
 
@@ -78,11 +85,11 @@ class KindFigures:
         return f"w{self.percent_used - self.percent_used % 5}"
 
 
-def period_figures(allowances, office_ids, load_offices) -> dict[tuple[int, str], KindFigures]:
+def period_figures(allowances, office_ids, included_for) -> dict[tuple[int, str], KindFigures]:
     """(office pk, kind) → one period's figures for every office of `office_ids` and
     every kind: from `allowances` (that period's rows) where a row exists, else the plan's
-    credits with none used. `load_offices(pks)` returns {pk: office} with plans and add-ons
-    loaded; it is called only for offices without rows."""
+    credits with none used. `included_for(pks)` returns {(pk, kind): included credits};
+    it is called only for offices without rows."""
     figures = {
         (office_id, kind): KindFigures(kind, *values)
         for office_id, kind, *values in allowances.order_by().values_list(
@@ -92,9 +99,9 @@ def period_figures(allowances, office_ids, load_offices) -> dict[tuple[int, str]
     kinds = CreditKind.values
     missing = [(pk, kind) for pk in office_ids for kind in kinds if (pk, kind) not in figures]
     if missing:
-        offices = load_offices({pk for pk, _ in missing})
+        included = included_for({pk for pk, _ in missing})
         for pk, kind in missing:
-            figures[pk, kind] = KindFigures(kind, included=included_credits(offices[pk], kind))
+            figures[pk, kind] = KindFigures(kind, included=included[pk, kind])
     return figures
 
 

@@ -5,6 +5,7 @@ is already limited to what the user may see; query counts do not grow with offic
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -13,11 +14,11 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.money import ZERO, q
-from credits.allowances import KindFigures, period_figures
+from credits.allowances import KindFigures, included_credits, included_from, period_figures
 from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry
 from credits.periods import BillingPeriod, billing_period
 from credits.routing import funds_usage
-from offices.models import CreditKind
+from offices.models import CreditKind, OfficeAddOn
 from offices.selectors import PortalScope
 
 BURN_WINDOW_DAYS = 7
@@ -143,30 +144,58 @@ class BalanceOverview:
         return wallets + (self.ai_account.balance if self.ai_account else ZERO)
 
 
+PLAN_KINDS = (CreditKind.STANDARD, CreditKind.AI_AGENT)  # plan__included_standard, _ai_agent
+
+
+def _addons_of(office_pks):
+    """(office pk, add-on, quantity) of the given offices."""
+    rows = OfficeAddOn.objects.filter(office_id__in=office_pks).select_related("addon")
+    return [(row.office_id, row.addon, row.quantity) for row in rows]
+
+
 def office_rows(scope: PortalScope, period: BillingPeriod, offices=None) -> list[OfficeRow]:
     """Allowance figures of the visible offices (or the given ones, with their plans and
-    add-ons loaded) for `period`: two queries whatever the number of offices, four while
-    some office has no allowance row yet this period (its plan and add-ons are read to
-    show what it includes)."""
+    add-ons loaded) for `period`: two queries whatever the number of offices, three while
+    some office has no allowance row yet this period (its add-ons are read to show what
+    it includes)."""
     allowances = scope.restrict(Allowance.objects.all()).filter(period=period.start)
+    kinds = CreditKind.values
     if offices is None:
-        office_values = list(
-            scope.offices().values_list("pk", "slug", "name", "is_primary", "plan__name")
+        rows = list(
+            scope.offices().values_list(
+                "pk",
+                "slug",
+                "name",
+                "is_primary",
+                "plan__name",
+                "plan__included_standard",
+                "plan__included_ai_agent",
+            )
         )
-        instances = {}
+        office_values = [row[:5] for row in rows]
+        plans = {row[0]: dict(zip(PLAN_KINDS, row[5:], strict=True)) for row in rows}
+
+        def included_for(pks):
+            # Add-ons matter only for offices without a row yet: read them only then.
+            addons = defaultdict(list)
+            for office_id, addon, quantity in _addons_of(pks):
+                addons[office_id].append((addon, quantity))
+            return {
+                (pk, kind): included_from(plans[pk][kind], addons[pk], kind)
+                for pk in pks
+                for kind in kinds
+            }
+
     else:
-        instances = {o.pk: o for o in offices}
+        by_pk = {o.pk: o for o in offices}
         office_values = [(o.pk, o.slug, o.name, o.is_primary, o.plan.name) for o in offices]
-        allowances = allowances.filter(office_id__in=list(instances))
+        allowances = allowances.filter(office_id__in=list(by_pk))
+
+        def included_for(pks):
+            return {(pk, k): included_credits(by_pk[pk], k) for pk in pks for k in kinds}
 
     # Plain values, not model instances: this page shows 2 rows for each of many offices.
-    def load_offices(pks):
-        found = {pk: instances[pk] for pk in pks if pk in instances}
-        if missing := pks - found.keys():
-            found |= {o.pk: o for o in scope.offices_with_plans().filter(pk__in=missing)}
-        return found
-
-    figures = period_figures(allowances, [pk for pk, *_ in office_values], load_offices)
+    figures = period_figures(allowances, [pk for pk, *_ in office_values], included_for)
     return [
         OfficeRow(
             pk,

@@ -140,7 +140,9 @@ def test_demo_statements_tie_out_and_what_if_matches_the_records():
     # thousands; pooled, nothing would have gone uncovered.
     october = whatif_replay(acme, period=period_of(turned_on, acme.tz).replace(day=1))
     previous = whatif_replay(acme, period=(october.period - dt.timedelta(days=1)).replace(day=1))
-    ran_over = october if october.actual_uncovered else previous
+    # (the month pooling was turned on may have overage too: the demo caps London's pool
+    # draws, and a cap is not part of the replay)
+    ran_over = previous if previous.actual_uncovered else october
     assert ran_over.actual_uncovered > 0 and ran_over.replayed_uncovered == 0
     assert all(o.idle_elsewhere > 0 for o in ran_over.offices if o.actual_uncovered)
 
