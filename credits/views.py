@@ -31,7 +31,7 @@ from credits.selectors import BalanceOverview, balance_overview, ledger_for
 from credits.services import credits_purchase
 from credits.tables import ActivityTable, entry_account_label
 from offices.templatetags.portal_format import credits, percent
-from offices.views import PortalMixin
+from offices.views import PortalMixin, ScopedListMixin
 
 
 class BalanceView(PortalMixin, TemplateView):
@@ -215,7 +215,7 @@ class ActivityPaginator(LazyPaginator):
         super().__init__(object_list, ACTIVITY_PER_PAGE, **kwargs)
 
 
-class ActivityView(PortalMixin, SingleTableMixin, FilterView):
+class ActivityView(PortalMixin, ScopedListMixin, SingleTableMixin, FilterView):
     """Every ledger entry the user may read, filterable by balance, entry type and
     dates, paginated; what a billing team reconciles against."""
 
@@ -226,14 +226,6 @@ class ActivityView(PortalMixin, SingleTableMixin, FilterView):
 
     def get_queryset(self):
         return ledger_for(self.scope)
-
-    def get_filterset_kwargs(self, filterset_class):
-        kwargs = super().get_filterset_kwargs(filterset_class)
-        kwargs["scope"] = self.scope
-        return kwargs
-
-    def get_table_kwargs(self):
-        return {"tz": self.scope.company.tz}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

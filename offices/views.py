@@ -52,6 +52,19 @@ class PortalMixin:
         return context
 
 
+class ScopedListMixin:
+    """A list page (django-filter + django-tables2) whose filters see only the user's
+    scope and whose table shows times in the company's time zone."""
+
+    def get_filterset_kwargs(self, filterset_class):
+        kwargs = super().get_filterset_kwargs(filterset_class)
+        kwargs["scope"] = self.scope
+        return kwargs
+
+    def get_table_kwargs(self):
+        return {"tz": self.scope.company.tz}
+
+
 class HomeView(PortalMixin, View):
     """Company admins land on the company balance, office admins on their office, and
     staff who sign in here (customer care) on the admin, where their work is."""

@@ -19,7 +19,7 @@ from django_tables2 import LazyPaginator, SingleTableMixin
 from credits.models import AccountKind
 from credits.periods import billing_period
 from credits.selectors import office_rows, visible_accounts
-from offices.views import PortalMixin
+from offices.views import PortalMixin, ScopedListMixin
 from usage.export import usage_csv_rows
 from usage.filters import UsageFilter
 from usage.selectors import (
@@ -50,7 +50,7 @@ class UsagePaginator(LazyPaginator):
         return number
 
 
-class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
+class UsageHistoryView(PortalMixin, ScopedListMixin, SingleTableMixin, FilterView):
     template_name = "usage/usage_history.html"
     table_class = UsageTable
     filterset_class = UsageFilter
@@ -73,14 +73,6 @@ class UsageHistoryView(PortalMixin, SingleTableMixin, FilterView):
 
     def get_queryset(self):
         return usage_history_for(self.scope)
-
-    def get_filterset_kwargs(self, filterset_class):
-        kwargs = super().get_filterset_kwargs(filterset_class)
-        kwargs["scope"] = self.scope
-        return kwargs
-
-    def get_table_kwargs(self):
-        return {"tz": self.scope.company.tz}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
