@@ -139,15 +139,12 @@ class ChargingSession:
             accounts_ensure(company=self.company)
             accounts = self._accounts_lock(wanted)
         self.accounts = accounts
-        # Money controls: the recharge rules of the locked accounts (read under their
-        # locks, so a rule change waits for this batch). PostgreSQL reads them with the
-        # locks, in the same statement.
-        if self.writer == POSTGRESQL:
-            self.rules = {r.account_id: r for a in accounts if (r := _rule_of(a)) is not None}
-        else:
-            self.rules = {
-                r.account_id: r for r in RechargeRule.objects.filter(account__in=accounts)
-            }
+        # Money controls: the recharge rules of the locked accounts, read under their
+        # locks, so a rule change waits for this batch. A statement of its own: read in
+        # the locking statement (a join), a rule changed by a transaction this one waited
+        # for would be seen as it was before (PostgreSQL re-reads only the locked rows),
+        # and a recharge counted twice (the controls concurrency tests catch it).
+        self.rules = {r.account_id: r for r in RechargeRule.objects.filter(account__in=accounts)}
         self._by_kind = {
             (a.kind, a.office_id if a.kind == AccountKind.WALLET else None): a for a in accounts
         }
@@ -317,26 +314,10 @@ def recharge_reference(rule: RechargeRule, period) -> str:
     return f"recharge-rule:{rule.pk}:{period:%Y-%m}:{rule.recharges}/{rule.monthly_limit}"
 
 
-RULE_FIELDS = [f.attname for f in RechargeRule._meta.concrete_fields]
-# The accounts, locked, each with its recharge rule's columns (rule__<attname>, NULL when
-# it has none): one round trip while the pool row is locked.
 ACCOUNTS_LOCK_SQL = (
-    "SELECT a.*, "  # noqa: S608
-    + ", ".join(f"r.{name} AS rule__{name}" for name in RULE_FIELDS)
-    + f" FROM {Account._meta.db_table} a LEFT JOIN {RechargeRule._meta.db_table} r"
-    " ON r.account_id = a.id WHERE a.company_id = %s AND (a.kind = ANY(%s) "
-    "OR (a.kind = 'wallet' AND a.office_id = ANY(%s))) ORDER BY a.id FOR UPDATE OF a"
+    f"SELECT * FROM {Account._meta.db_table} WHERE company_id = %s AND (kind = ANY(%s) "  # noqa: S608
+    "OR (kind = 'wallet' AND office_id = ANY(%s))) ORDER BY id FOR UPDATE"
 )
-
-
-def _rule_of(account: Account) -> RechargeRule | None:
-    """The recharge rule read with `account` by ACCOUNTS_LOCK_SQL, if it has one."""
-    if getattr(account, "rule__id", None) is None:
-        return None
-    values = {name: getattr(account, f"rule__{name}") for name in RULE_FIELDS}
-    return RechargeRule.from_db(account._state.db, RULE_FIELDS, list(values.values()))
-
-
 ALLOWANCE_LOCK_SQL = (
     f"SELECT * FROM {Allowance._meta.db_table} WHERE company_id = %s "  # noqa: S608
     "AND (office_id, kind, period) IN "

@@ -42,6 +42,7 @@ interleaving is up to the scheduler, which is the point: the check holds for any
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -58,7 +59,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, connections, transaction
 
 from core.checks import ledger_check, ledger_violations
-from core.errors import DomainError, InsufficientFunds
+from core.errors import DomainError, InsufficientFunds, NotFound
 from credits.controls import (
     alert_threshold_set,
     pool_cap_set,
@@ -598,7 +599,10 @@ def perform_control(op: Op, *, company: Company, care) -> tuple:
     if rule is None:
         existing = RechargeRule.objects.filter(account_id=account_pk).first()
         if existing is not None:
-            recharge_rule_delete(company=company, rule=existing, actor=care)
+            # Another thread may delete the same rule between the read and this call:
+            # either way the account ends with no rule, as the model says.
+            with contextlib.suppress(NotFound):
+                recharge_rule_delete(company=company, rule=existing, actor=care)
         return ("ok", None)
     threshold, amount, limit = rule
     recharge_rule_set(
