@@ -25,9 +25,10 @@ def money(value: Decimal | None) -> str | None:
 
 
 Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["12.5000"])]
-Period = Annotated[
-    str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="Billing month, YYYY-MM.")
-]
+# A billing month, YYYY-MM (years 0001-9999, months 01-12), written without look-ahead:
+# the schema's readers include regex engines without it.
+PERIOD_PATTERN = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])$"
+Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="Billing month, YYYY-MM.")]
 
 
 class ErrorItem(Schema):

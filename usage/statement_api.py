@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from ninja import Query, Router, Schema
+from ninja import Path, Query, Router, Schema
 from pydantic import BaseModel, Field
 
-from core.api_schemas import Amount, ErrorOut, Period, money
+from core.api_schemas import PERIOD_PATTERN, Amount, ErrorOut, Period, money
 from offices.selectors import company_scope
 from usage.statements import MOVEMENTS, Statement, period_parse, statement_build, statement_scope
 from usage.whatif import WhatIf, whatif_replay
+
+# The path's period as the schema states it: a malformed one is a 422 before any lookup.
+PERIOD_PATH = Path(..., pattern=PERIOD_PATTERN, description="Billing month, YYYY-MM.")
 
 router = Router(tags=["statements"])
 ERRORS = {code: ErrorOut for code in (400, 401, 404, 422)}
@@ -181,7 +184,7 @@ class StatementFilter(Schema):
         "office not of this company → 404."
     ),
 )
-def statement(request, period: str, filters: Query[StatementFilter]):
+def statement(request, filters: Query[StatementFilter], period: str = PERIOD_PATH):
     scope = statement_scope(company_scope(request.auth.company), filters.office)
     start = period_parse(period, company=scope.company)
     return statement_out(statement_build(scope, period=start))
@@ -196,7 +199,7 @@ def statement(request, period: str, filters: Query[StatementFilter]):
         "throughout: actual and replayed uncovered overage per office. Read-only."
     ),
 )
-def what_if(request, period: str):
+def what_if(request, period: str = PERIOD_PATH):
     company = request.auth.company
     start = period_parse(period, company=company)
     return whatif_out(whatif_replay(company, period=start))

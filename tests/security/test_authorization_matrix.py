@@ -324,7 +324,7 @@ API = [
         "api/v1/statements/<period>",
         "statement",
         "/api/v1/statements/2026-13",
-        api(key_x=400, key_y=400),
+        api(key_x=422, key_y=422),
         note="malformed",
     ),
     Case("api/v1/what-if/<period>", "what_if", "/api/v1/what-if/{period}", api()),
