@@ -82,7 +82,7 @@ class ActivityTable(tables.Table):
         empty_text = "No balance activity matches these filters."
         order_by_field = "sort"
         page_field = "page"
-        template_name = "credits/activity_table.html"
+        template_name = "partials/data_table.html"
 
     def __init__(self, *args, tz, **kwargs):
         self.tz = tz

@@ -66,7 +66,7 @@ class UsageTable(tables.Table):
 
     class Meta:
         attrs = {"class": "data usage-table cards-on-phone"}
-        template_name = "usage/table.html"
+        template_name = "partials/data_table.html"
         empty_text = "No usage matches these filters."
         order_by_field = "sort"
         page_field = "page"
