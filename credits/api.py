@@ -190,7 +190,9 @@ def balance_out(overview: BalanceOverview, controls: MoneyControls | None = None
 )
 def balance(request):
     scope = company_scope(request.auth.company)
-    return balance_out(balance_overview(scope), money_controls(scope))
+    overview = balance_overview(scope, figures_only=True)
+    offices = [(r.office_id, r.slug, r.name) for r in overview.rows]
+    return balance_out(overview, money_controls(scope, offices=offices))
 
 
 class AlertListOut(Schema):

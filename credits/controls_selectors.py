@@ -100,14 +100,17 @@ class MoneyControls:
     changes: list[ControlChange] = field(default_factory=list)
 
 
-def money_controls(scope: PortalScope) -> MoneyControls:
+def money_controls(scope: PortalScope, offices=None) -> MoneyControls:
     """Everything the balance page and the settings page show about the controls, in a
-    handful of queries whatever the number of offices."""
+    handful of queries whatever the number of offices. `offices`: the visible offices'
+    (pk, slug, name), when the caller has them already."""
     company = scope.company
     period = billing_period(company).start
     controls = CompanyControls.objects.filter(company=company).first()
-    accounts = list(controlled_accounts(scope))
-    rules = {r.account_id: r for r in RechargeRule.objects.filter(account__in=accounts)}
+    # Each account with its rule, if it has one (a reverse one-to-one: hasattr is False
+    # when there is none).
+    accounts = list(controlled_accounts(scope).select_related("recharge_rule"))
+    rules = {a.pk: a.recharge_rule for a in accounts if hasattr(a, "recharge_rule")}
     recharges = list(
         LedgerEntry.objects.filter(
             account__in=accounts,
@@ -139,14 +142,16 @@ def money_controls(scope: PortalScope) -> MoneyControls:
             company=company, kind=CreditKind.STANDARD, period=period
         ).values_list("office_id", "pool_cap", "pool_drawn")
     }
+    if offices is None:
+        offices = scope.offices().values_list("pk", "slug", "name")
     cap_rows = []
-    for office in scope.offices().order_by("name"):
-        row_cap, drawn = rows.get(office.pk, (caps.get(office.pk), ZERO))
+    for pk, slug, name in sorted(offices, key=lambda o: o[2]):
+        row_cap, drawn = rows.get(pk, (caps.get(pk), ZERO))
         cap_rows.append(
             CapRow(
-                office_id=office.pk,
-                slug=office.slug,
-                name=office.name,
+                office_id=pk,
+                slug=slug,
+                name=name,
                 cap=row_cap,
                 pool_drawn=drawn,
                 room=cap_room(row_cap, drawn),

@@ -400,8 +400,11 @@ def balance_activity(
     )
 
 
-def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> BalanceOverview:
-    """Everything the company balance page shows, limited to the user's scope."""
+def balance_overview(
+    scope: PortalScope, now: dt.datetime | None = None, *, figures_only: bool = False
+) -> BalanceOverview:
+    """Everything the company balance page shows, limited to the user's scope;
+    `figures_only` leaves out the recent activity and the run-out warnings (the API)."""
     company = scope.company
     period = billing_period(company, now)
     rows = office_rows(scope, period)
@@ -438,7 +441,10 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
     shown = activity_accounts(scope, accounts)
 
     primary = next((r for r in rows if r.is_primary), None)
-    activity = balance_activity(scope, shown, limit=ACTIVITY_LIMIT + 1)
+    activity = [] if figures_only else balance_activity(scope, shown, limit=ACTIVITY_LIMIT + 1)
+    warnings = (
+        [] if figures_only else run_out_warnings(funding, period, office_names, now, exposure)
+    )
     return BalanceOverview(
         company=company,
         period=period,
@@ -451,6 +457,6 @@ def balance_overview(scope: PortalScope, now: dt.datetime | None = None) -> Bala
         pool_drawn_total=pool_drawn_total,
         activity=activity[:ACTIVITY_LIMIT],
         activity_more=len(activity) > ACTIVITY_LIMIT,
-        warnings=run_out_warnings(funding, period, office_names, now, exposure),
+        warnings=warnings,
         last_period=last_period,
     )
