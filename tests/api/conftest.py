@@ -4,7 +4,7 @@ import json
 import pytest
 from django.test import Client
 
-from tests.factories import company_factory
+from tests.factories import DEFAULT_WHEN, company_factory
 from usage.api_auth import api_key_create
 
 URL = "/api/v1/usage-events"
@@ -14,9 +14,8 @@ def minutes_ago(minutes: int = 1) -> str:
     return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)).isoformat()
 
 
-# Fixed for the session: the same event sent again is the same event (an id re-sent with
-# other content is a conflict).
-DEFAULT_WHEN = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
+# The factories' moment, fixed for the session: the same event sent again (through the
+# API or the service) is the same event; an id re-sent with other content is a conflict.
 
 
 def usage_event(event_id: str, **fields) -> dict:
