@@ -564,7 +564,10 @@ def plan_operations_with_controls(rng: random.Random, count: int) -> list[Op]:
                 rule = (
                     Decimal(rng.randint(100, 4000)) / 100,
                     Decimal(rng.randint(100, 3000)) / 100,
-                    rng.randint(1, 3),
+                    # Mostly the default's size, sometimes up to the most a rule may
+                    # have, so recharges keep happening all through the run (they count
+                    # per period of now, one month for the whole run).
+                    rng.randint(1, 3) if rng.random() < 0.5 else rng.randint(4, 31),
                 )
                 ops.append(Op(kind="rule", account=account, key=repr(rule)))
         elif roll < 0.25:
