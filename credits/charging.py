@@ -277,7 +277,7 @@ class ChargingSession:
                     account=account,
                     amount=-amount,
                     entry_type=EntryType.USAGE,
-                    memo=f"Usage: {self._counts[account.id]} events",
+                    memo=usage_memo(self._counts[account.id]),
                     reference=f"usage-batch:{self.batch}",
                     usage_batch=self.batch,
                 )
@@ -306,6 +306,11 @@ class ChargingSession:
             alerts_sync({p.account.id: p.account for p in self._recharges}.values())
         if self._emptied:
             alerts_open_uncovered(a for a in self.accounts if a.id in self._emptied)
+
+
+def usage_memo(events: int) -> str:
+    """The memo of a batch's usage entry: how many events it charges."""
+    return f"Usage: {events} event{'' if events == 1 else 's'}"
 
 
 def recharge_reference(rule: RechargeRule, period) -> str:
