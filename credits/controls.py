@@ -168,6 +168,8 @@ def recharge_rule_set(
     rule.threshold, rule.amount, rule.monthly_limit = threshold, amount, monthly_limit
     # Recharges made this period still count: past a lowered limit, none until the next.
     rule.save()
+    if not locked.has_recharge_rule:
+        Account.objects.filter(pk=locked.pk).update(has_recharge_rule=True)
     _audit(
         company=company,
         setting=f"Auto-recharge of {_label(locked)}",
@@ -196,6 +198,7 @@ def recharge_rule_delete(*, company: Company, rule: RechargeRule | int, actor) -
         actor=actor,
     )
     RechargeRule.objects.filter(pk=found.pk).delete()
+    Account.objects.filter(pk=locked.pk).update(has_recharge_rule=False)
 
 
 def _rule_text(rule: RechargeRule) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from core.checks import ledger_check
 from core.db import ORM, POSTGRESQL
@@ -123,6 +125,38 @@ def test_at_most_one_recharge_per_event_and_at_most_the_monthly_limit(company, c
     assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 3
     ai.refresh_from_db()
     assert ai.balance == 0
+    assert_ledger_ok(company)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_batch_reads_the_rules_only_of_accounts_that_have_one(company, care, writer):
+    # given: a rule on the AI account only; hq's wallet holds credits and has no rule
+    ai, hq = account(company, AccountKind.AI_AGENT), account(company, AccountKind.WALLET, "hq")
+    credits_purchase(company=company, amount="50", office=hq.office, actor=care)
+    sms(company, "allow", 100, writer=writer)
+    rule = recharge_rule_set(company=company, account=ai, threshold="5", amount="9", actor=care)
+    ai.refresh_from_db()
+    hq.refresh_from_db()
+    assert (ai.has_recharge_rule, hq.has_recharge_rule) == (True, False)
+    # when: an event draws on hq's wallet
+    with CaptureQueriesContext(connection) as queries:
+        sms(company, "plain", 1, writer=writer)
+    # then: no statement reads the rules
+    assert not [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    # and an AI event does read them, and recharges
+    usage_ingest(company=company, events=[event("ai-allow", service="ai_agent", quantity="5")])
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(company=company, events=[event("ai-1", service="ai_agent")], writer=writer)
+    assert [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 1
+    # and once the rule is gone, the account says so and nothing reads the rules again
+    recharge_rule_delete(company=company, rule=rule, actor=care)
+    ai.refresh_from_db()
+    assert not ai.has_recharge_rule
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(company=company, events=[event("ai-2", service="ai_agent")], writer=writer)
+    assert not [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 1
     assert_ledger_ok(company)
 
 
@@ -422,6 +456,22 @@ def test_check_ledger_reports_recharges_over_the_limit(company, care):
     Account.objects.filter(pk=hq.pk).update(balance=D("2"))
     violations = ledger_check([company.pk]).violations
     assert any(v.startswith("§6.10") and "over its monthly limit 3" in v for v in violations)
+
+
+def test_check_ledger_reports_a_recharge_rule_flag_out_of_step(company, care):
+    ai, pool = account(company, AccountKind.AI_AGENT), account(company, AccountKind.POOL)
+    recharge_rule_set(company=company, account=ai, threshold="5", amount="9", actor=care)
+    assert ledger_check([company.pk]).violations == []
+    Account.objects.filter(pk=ai.pk).update(has_recharge_rule=False)
+    Account.objects.filter(pk=pool.pk).update(has_recharge_rule=True)
+    violations = [v for v in ledger_check([company.pk]).violations if v.startswith("§6.10")]
+    assert len(violations) == 2
+    assert any(
+        f"account {ai.pk} " in v and "no recharge rule, but has one" in v for v in violations
+    )
+    assert any(
+        f"account {pool.pk} " in v and "a recharge rule, but has none" in v for v in violations
+    )
 
 
 def test_check_ledger_reports_a_low_balance_without_its_alert(company, care):
