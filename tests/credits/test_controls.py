@@ -537,6 +537,97 @@ def test_care_sets_a_rule_and_a_cap_in_the_admin(company, care, client):
     assert ControlChange.objects.count() == 2
 
 
+def threshold_url(balance: Account) -> str:
+    return f"/admin/credits/account/{balance.pk}/threshold/"
+
+
+def test_care_sets_a_balances_threshold_override_in_the_admin(company, care, client):
+    # given: hq's wallet holds 30, the company default threshold is 10 (not low)
+    hq = account(company, AccountKind.WALLET, "hq")
+    credits_purchase(company=company, amount="30", office=hq.office, actor=care)
+    alert_threshold_set(company=company, value="10", actor=care)
+    client.force_login(care)
+    # the balance's page links to the threshold page, which shows the default
+    page = client.get(f"/admin/credits/account/{hq.pk}/change/").content.decode()
+    assert threshold_url(hq) in page
+    form = client.get(threshold_url(hq))
+    assert form.status_code == 200 and "10.0000" in form.content.decode()
+    # when: care sets hq's override to 50
+    response = client.post(threshold_url(hq), {"threshold": "50"})
+    # then: saved through the service: the override, the threshold in force, the audit,
+    # and the alert, opened at once
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/credits/account/{hq.pk}/change/"
+    hq.refresh_from_db()
+    assert (hq.threshold_override, hq.alert_threshold, hq.low_balance_alert) == (
+        D("50"),
+        D("50"),
+        True,
+    )
+    change = ControlChange.objects.get(setting__startswith="Low-balance threshold of")
+    assert (change.old_value, change.new_value, change.changed_by) == ("", "50.0000", care)
+    assert [a.balance for a in open_alerts(company) if a.account == hq] == [D("30")]
+    # and clearing it falls back to the default, resolving the alert
+    assert client.post(threshold_url(hq), {"threshold": ""}).status_code == 302
+    hq.refresh_from_db()
+    assert (hq.threshold_override, hq.alert_threshold) == (None, D("10"))
+    assert [a for a in open_alerts(company) if a.account == hq] == []
+    assert_ledger_ok(company)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("-5", "Must be more than zero."),
+        ("0", "Must be more than zero."),
+        ("NaN", "Enter a finite number."),
+        ("1.00001", "At most 4 decimal places."),
+        ("ten", "Enter a number."),
+        ("10000000000000", "At most 1,000,000,000,000 credits."),
+    ],
+)
+def test_a_bad_threshold_override_shows_its_error_in_the_admin_and_saves_nothing(
+    company, care, client, bad, message
+):
+    hq = account(company, AccountKind.WALLET, "hq")
+    alert_threshold_set(company=company, account=hq, value="7", actor=care)
+    changes = ControlChange.objects.count()
+    client.force_login(care)
+    response = client.post(threshold_url(hq), {"threshold": bad})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    hq.refresh_from_db()
+    assert hq.threshold_override == D("7")
+    assert ControlChange.objects.count() == changes
+
+
+def test_staff_without_the_controls_permission_cannot_set_a_threshold_override(
+    company, care, client
+):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    # given: staff who may view balances, but not change the company's controls
+    staffer = UserFactory(username="staffer", is_staff=True)
+    staffer.user_permissions.add(
+        Permission.objects.get(content_type__app_label="credits", codename="view_account")
+    )
+    hq = account(company, AccountKind.WALLET, "hq")
+    client.force_login(staffer)
+    # then: the balance's page shows no link, and the threshold page refuses every step
+    page = client.get(f"/admin/credits/account/{hq.pk}/change/")
+    assert page.status_code == 200 and threshold_url(hq) not in page.content.decode()
+    assert client.get(threshold_url(hq)).status_code == 403
+    assert client.post(threshold_url(hq), {"threshold": "50"}).status_code == 403
+    hq.refresh_from_db()
+    assert hq.threshold_override is None
+    assert not ControlChange.objects.exists()
+    # and an unknown balance is not found, even for care
+    client.force_login(care)
+    assert client.get("/admin/credits/account/999999/threshold/").status_code == 404
+
+
 def test_the_control_audit_is_append_only_in_the_database(company, care):
     from django.db import connection, transaction
     from django.db.utils import DatabaseError
