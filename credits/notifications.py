@@ -195,8 +195,8 @@ def _post(url: str, body: bytes, headers: dict) -> int:
     parts = urlsplit(url)
     kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = kind(
-        parts.hostname,
-        parts.port,
+        parts.hostname,  # an IPv6 literal without its brackets: the port is given apart
+        parts.port or (443 if parts.scheme == "https" else 80),
         addresses=addresses,
         timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
     )

@@ -229,7 +229,7 @@ def deliver_once(company, care, monkeypatch, resolver, url="https://hooks.exampl
     connected = []
 
     def refuse(address, port, timeout):
-        connected.append(address)
+        connected.append((address, port))
         raise ConnectionRefusedError("test: no network")
 
     monkeypatch.setattr(notifications, "_getaddrinfo", resolver)
@@ -333,3 +333,15 @@ def test_a_name_that_does_not_resolve_is_a_failed_try_that_is_retried(company, c
     assert connected == [] and attempt.status == DeliveryStatus.FAILED
     assert attempt.error.startswith("gaierror") and attempt.next_try_at is not None
     assert DBTaskResult.objects.filter(task_path__endswith="webhook_deliver").count() == 1
+
+
+def test_an_ipv6_literal_webhook_is_checked_and_connected_to_with_its_port(
+    company, care, monkeypatch
+):
+    # given: a public IPv6 address as the host, on the default HTTPS port
+    attempt, connected = deliver_once(
+        company, care, monkeypatch, socket.getaddrinfo, url="https://[2606:4700::1111]/h"
+    )
+    # then: the connection goes to that address on port 443 (refused here: no network)
+    assert connected == [("2606:4700::1111", 443)]
+    assert attempt.error.startswith("ConnectionRefusedError")
