@@ -368,7 +368,7 @@ class RawIngest:
                         "amount, balance_after, reference, idempotency_key, usage_batch, memo, "
                         "created_at) VALUES (%s, %s, 'usage', %s, %s, %s, '', %s, %s, now())",
                         [pk, cid, -drawn[pk], balance, f"usage-batch:{batch}", batch,
-                         f"Usage: {counts[pk]} events"],
+                         f"Usage: {counts[pk]} event{'' if counts[pk] == 1 else 's'}"],
                     )  # fmt: skip
             cur.execute(
                 "UPDATE credits_allowance a SET used = v.used, cost_total = v.cost, "

@@ -103,6 +103,32 @@ class AccountAdmin(ReadOnlyAdmin):
             '<a href="{}?account__id__exact={}">Entries of this account</a>', url, obj.pk
         )
 
+    # The one thing care changes on a balance: its low-balance threshold override, on a
+    # page of its own, through the money-controls service (credits.controls_admin).
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and request.user.has_perm(controls_admin.THRESHOLD_PERMISSION):
+            fields = (*fields, "threshold_tool")
+        return fields
+
+    @admin.display(description="Low-balance threshold")
+    def threshold_tool(self, obj):
+        return controls_admin.account_threshold_link(obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/threshold/",
+                self.admin_site.admin_view(self.threshold_view),
+                name="credits_account_threshold",
+            ),
+            *super().get_urls(),
+        ]
+
+    def threshold_view(self, request, object_id):
+        return controls_admin.account_threshold_view(self, request, object_id)
+
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):

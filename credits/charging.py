@@ -143,8 +143,16 @@ class ChargingSession:
         # locks, so a rule change waits for this batch. A statement of its own: read in
         # the locking statement (a join), a rule changed by a transaction this one waited
         # for would be seen as it was before (PostgreSQL re-reads only the locked rows),
-        # and a recharge counted twice (the controls concurrency tests catch it).
-        self.rules = {r.account_id: r for r in RechargeRule.objects.filter(account__in=accounts)}
+        # and a recharge counted twice (the controls concurrency tests catch it). Only
+        # when a locked account says it has a rule: its flag is kept under its row lock
+        # by the rule services, and a locked row is read as its newest version, so the
+        # common case (no rule) costs no statement.
+        self.rules = {}
+        if any(a.has_recharge_rule for a in accounts):
+            ruled = [a.pk for a in accounts if a.has_recharge_rule]
+            self.rules = {
+                r.account_id: r for r in RechargeRule.objects.filter(account_id__in=ruled)
+            }
         self._by_kind = {
             (a.kind, a.office_id if a.kind == AccountKind.WALLET else None): a for a in accounts
         }
@@ -277,7 +285,7 @@ class ChargingSession:
                     account=account,
                     amount=-amount,
                     entry_type=EntryType.USAGE,
-                    memo=f"Usage: {self._counts[account.id]} events",
+                    memo=usage_memo(self._counts[account.id]),
                     reference=f"usage-batch:{self.batch}",
                     usage_batch=self.batch,
                 )
@@ -306,6 +314,11 @@ class ChargingSession:
             alerts_sync({p.account.id: p.account for p in self._recharges}.values())
         if self._emptied:
             alerts_open_uncovered(a for a in self.accounts if a.id in self._emptied)
+
+
+def usage_memo(events: int) -> str:
+    """The memo of a batch's usage entry: how many events it charges."""
+    return f"Usage: {events} event{'' if events == 1 else 's'}"
 
 
 def recharge_reference(rule: RechargeRule, period) -> str:

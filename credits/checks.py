@@ -279,6 +279,24 @@ class Checks(Checker):
                     f"{sorted(numbers)} count some recharge twice"
                 )
         self.report.violations.extend(problems[:20])
+        # The charging session reads an account's rule only when the account says it has
+        # one: a flag out of step would skip (or invent) recharges.
+        where, params = self.scope("a.company_id")
+        sql = f"""
+            SELECT a.id, c.slug, a.kind, a.has_recharge_rule FROM {T["account"]} a
+            JOIN {T["company"]} c ON c.id = a.company_id
+            LEFT JOIN {T["rule"]} r ON r.account_id = a.id
+            WHERE a.has_recharge_rule <> (r.id IS NOT NULL){where}
+            ORDER BY a.id
+        """  # noqa: S608
+        self.violations(
+            sql,
+            params,
+            lambda pk, company, kind, flag: (
+                f"§6.10 account {pk} ({company} {kind}): says it has "
+                f"{'a' if flag else 'no'} recharge rule, but has {'none' if flag else 'one'}"
+            ),
+        )
 
     # -- §6.11 low-balance alerts ----------------------------------------------------------
     def alerts(self) -> None:

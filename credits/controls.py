@@ -168,6 +168,8 @@ def recharge_rule_set(
     rule.threshold, rule.amount, rule.monthly_limit = threshold, amount, monthly_limit
     # Recharges made this period still count: past a lowered limit, none until the next.
     rule.save()
+    if not locked.has_recharge_rule:
+        Account.objects.filter(pk=locked.pk).update(has_recharge_rule=True)
     _audit(
         company=company,
         setting=f"Auto-recharge of {_label(locked)}",
@@ -196,6 +198,7 @@ def recharge_rule_delete(*, company: Company, rule: RechargeRule | int, actor) -
         actor=actor,
     )
     RechargeRule.objects.filter(pk=found.pk).delete()
+    Account.objects.filter(pk=locked.pk).update(has_recharge_rule=False)
 
 
 def _rule_text(rule: RechargeRule) -> str:
@@ -235,26 +238,54 @@ def pool_cap_set(*, company: Company, office: Office | int, cap, actor) -> PoolC
     return result
 
 
+# The one exception to "HTTPS to a public address": a receiver on this machine while
+# DEBUG is on (the demo and the webhook test).
+WEBHOOK_LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+
+def webhook_local_allowed(scheme: str, hostname: str) -> bool:
+    """Whether the URL is the DEBUG exception: http(s) to localhost / 127.0.0.1."""
+    return settings.DEBUG and scheme in ("http", "https") and hostname in WEBHOOK_LOCAL_HOSTS
+
+
+def address_refusal(address: str, *, allow_loopback: bool = False) -> str | None:
+    """Why alerts may not be posted to the IP `address` (private, loopback, link-local,
+    reserved, multicast or otherwise not public: the portal's own network, SSRF), or
+    None when it is a public address. An IPv4 address mapped into IPv6 counts as itself."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone names no address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return None if allow_loopback else "a loopback address"
+    checks = (
+        (ip.is_unspecified, "an unspecified address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "not a public address"),
+    )
+    return next((reason for refused, reason in checks if refused), None)
+
+
 def webhook_url_check(url: str) -> str:
-    """The webhook URL, stripped, if alerts may be posted to it; else ValidationFailed."""
+    """The webhook URL, stripped, if alerts may be posted to it; else ValidationFailed.
+    A name is resolved only when posting (credits.notifications checks every address it
+    resolves to then); an IP address is checked here too."""
     url = (url or "").strip()
     if len(url) > 500:
         raise _invalid("webhook_url", "At most 500 characters.")
     parts = urlsplit(url)
     if not parts.hostname:
         raise _invalid("webhook_url", "Enter a full URL, such as https://example.com/hook.")
-    local = parts.hostname in ("localhost", "127.0.0.1")
-    if not (parts.scheme == "https" or (parts.scheme == "http" and local and settings.DEBUG)):
+    local = webhook_local_allowed(parts.scheme, parts.hostname)
+    if not (parts.scheme == "https" or (parts.scheme == "http" and local)):
         raise _invalid("webhook_url", "The webhook must use HTTPS.")
     try:
-        address = ipaddress.ip_address(parts.hostname)
+        ipaddress.ip_address(parts.hostname)
     except ValueError:
-        address = None
-    if (
-        address is not None
-        and (address.is_private or address.is_loopback)
-        and not (local and settings.DEBUG)
-    ):
+        return url
+    if address_refusal(parts.hostname, allow_loopback=local):
         raise _invalid("webhook_url", "The webhook must be a public address.")
     return url
 

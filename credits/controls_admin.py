@@ -1,6 +1,7 @@
-"""Customer care's admin for money controls (SPEC §8): rules, caps and the company's
-default threshold and webhook are saved through credits.controls (validated, audited);
-alerts, webhook attempts and the change audit are read-only."""
+"""Customer care's admin for money controls (SPEC §8): rules, caps, the company's
+default threshold and webhook, and each balance's threshold override (a page of the
+balance's admin) are saved through credits.controls (validated, audited); alerts,
+webhook attempts and the change audit are read-only."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
 from core.errors import DomainError
 from credits import controls
 from credits.models import (
+    Account,
     Alert,
     CompanyControls,
     ControlChange,
@@ -229,3 +238,92 @@ class ControlChangeAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "company", "setting", "old_value", "new_value", "changed_by")
     list_filter = ("company",)
     list_select_related = ("company", "changed_by")
+
+
+# A balance's own low-balance threshold: whoever may change the company's low-balance
+# settings (its default threshold, on CompanyControls) may change each balance's override.
+THRESHOLD_PERMISSION = "credits.change_companycontrols"
+
+
+class ThresholdOverrideForm(forms.Form):
+    """Shape only; the value is checked by the service's own parser, so the admin, the
+    portal and the API refuse the same inputs with the same words."""
+
+    threshold = forms.CharField(
+        label="Low-balance threshold",
+        required=False,
+        max_length=40,
+        help_text="Credits. Leave empty to use the company's default threshold.",
+    )
+
+    def clean_threshold(self):
+        value = self.cleaned_data["threshold"].strip()
+        if not value:
+            return None
+        try:
+            return controls.parse_control_amount(value, field="threshold")
+        except DomainError as error:
+            raise forms.ValidationError(error.message) from None
+
+
+def account_threshold_view(model_admin: admin.ModelAdmin, request, object_id):
+    """Set or clear one balance's low-balance threshold override through
+    credits.controls.alert_threshold_set (audited; its alerts open or resolve at once)."""
+    account = model_admin.get_object(request, unquote(object_id))
+    if account is None:
+        raise Http404("No such balance.")
+    if not (
+        model_admin.has_view_permission(request, account)
+        and request.user.has_perm(THRESHOLD_PERMISSION)
+    ):
+        raise PermissionDenied
+    change_url = reverse("admin:credits_account_change", args=[account.pk])
+    status = 200
+    if request.method == "POST":
+        form = ThresholdOverrideForm(request.POST)
+        if form.is_valid():
+            value = form.cleaned_data["threshold"]
+            try:
+                controls.alert_threshold_set(
+                    company=account.company, account=account, value=value, actor=request.user
+                )
+            except DomainError as error:
+                form.add_error("threshold", error.message)
+            else:
+                shown = "the company default" if value is None else f"{value:,}"
+                model_admin.log_change(
+                    request, account, f"Low-balance threshold override set to {shown}."
+                )
+                model_admin.message_user(
+                    request, f"Low-balance threshold of {account}: {shown}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(change_url)
+        status = 400
+    else:
+        current = account.threshold_override
+        form = ThresholdOverrideForm(initial={"threshold": "" if current is None else current})
+    default = (
+        CompanyControls.objects.filter(company=account.company_id)
+        .values_list("alert_threshold", flat=True)
+        .first()
+    )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "original": account,
+        "account": account,
+        "default_threshold": default,
+        "title": f"Low-balance threshold of {account}",
+        "subtitle": None,
+        "change_url": change_url,
+        "media": model_admin.media,
+        "form": form,
+        "adminform": helpers.AdminForm(form, [(None, {"fields": ["threshold"]})], {}),
+        "errors": helpers.AdminErrorList(form, []) if form.is_bound else None,
+    }
+    return TemplateResponse(request, "admin/credits/account/threshold.html", context, status=status)
+
+
+def account_threshold_link(account: Account):
+    url = reverse("admin:credits_account_threshold", args=[account.pk])
+    return format_html('<a href="{}">Change the low-balance threshold</a>', url)

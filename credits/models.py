@@ -35,6 +35,10 @@ class Account(models.Model):
     # loads) insert rows without naming these columns.
     low_balance_alert = models.BooleanField(default=False, db_default=False)
     uncovered_alert = models.BooleanField(default=False, db_default=False)
+    # Whether this balance has an auto-recharge rule (SPEC §8.1), set and cleared by the
+    # rule services under this row's lock: the charging session reads the rules only
+    # when an account it locked says so (a locked row is always its newest version).
+    has_recharge_rule = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["company_id", "kind", "office_id"]

@@ -6,17 +6,28 @@ A webhook call is an HTTPS POST of a JSON body, signed with HMAC-SHA256 over
 "<timestamp>.<body>" with the company's secret (headers X-UCP-Timestamp and
 X-UCP-Signature: sha256=<hex>). A failure is retried with exponential backoff up to
 WEBHOOK_MAX_ATTEMPTS tries; every try is recorded (WebhookAttempt). Delivery is at
-least once: the receiver de-duplicates by the alert id (X-UCP-Alert-Id)."""
+least once: the receiver de-duplicates by the alert id (X-UCP-Alert-Id).
+
+Before each try the webhook's host name is resolved and every address it resolves to is
+checked: a private, loopback, link-local, reserved or multicast one (the portal's own
+network) refuses the try, recorded with the reason and not retried. The connection then
+goes to a checked address, with the name in the Host header and TLS SNI (and the
+certificate checked against the name), so a DNS answer that changes between the check
+and the connection (a rebind) cannot point it elsewhere. http://127.0.0.1 and localhost
+are posted to only while DEBUG is on (credits.controls.webhook_url_check)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import http.client
 import json
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -108,25 +119,93 @@ def alert_notify(alert_id: int) -> None:
         webhook_deliver.enqueue(alert.pk, 1)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook answer that redirects is an answer, not a new address to post to."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+class WebhookRefused(Exception):
+    """The webhook's host resolves to an address alerts may not be posted to."""
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+# The resolver (tests swap in their own): getaddrinfo's answers, as the socket module gives.
+_getaddrinfo = socket.getaddrinfo
+
+
+def webhook_addresses(url: str) -> list[str]:
+    """The addresses the webhook's host resolves to now, each checked; WebhookRefused
+    if any is not public (only loopback ones for the DEBUG localhost exception)."""
+    from credits.controls import address_refusal, webhook_local_allowed
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    local = webhook_local_allowed(parts.scheme, host)
+    found = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in found))
+    if not addresses:
+        raise WebhookRefused(f"{host} resolves to no address")
+    for address in addresses:
+        reason = address_refusal(address, allow_loopback=local)
+        if reason is not None:
+            raise WebhookRefused(
+                f"{host} resolves to {address}, {reason}: webhooks are posted to public "
+                "addresses only"
+            )
+    return addresses
+
+
+def _connect(address: str, port: int, timeout: float) -> socket.socket:
+    return socket.create_connection((address, port), timeout=timeout)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()  # verifies the certificate against the name
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to `host` that goes to the addresses checked beforehand (in
+    order), never to what the name resolves to at connection time."""
+
+    def __init__(self, host: str, port: int | None, *, addresses: list[str], timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.addresses = addresses
+
+    def _socket(self) -> socket.socket:
+        error: OSError | None = None
+        for address in self.addresses:
+            try:
+                return _connect(address, self.port, self.timeout)
+            except OSError as exc:
+                error = exc
+        raise error or OSError("no address to connect to")
+
+    def connect(self) -> None:
+        self.sock = self._socket()
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection):
+    default_port = 443
+
+    def connect(self) -> None:
+        # SNI and the certificate check use the name; the socket goes to a checked address.
+        self.sock = _tls_context().wrap_socket(self._socket(), server_hostname=self.host)
 
 
 def _post(url: str, body: bytes, headers: dict) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    """POST to the webhook (no redirect followed: an answer is an answer) and return the
+    status; WebhookRefused when its host resolves to an address not to post to."""
+    addresses = webhook_addresses(url)
+    parts = urlsplit(url)
+    kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(
+        parts.hostname,  # an IPv6 literal without its brackets: the port is given apart
+        parts.port or (443 if parts.scheme == "https" else 80),
+        addresses=addresses,
+        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+    )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        # Reviewed: the URL was checked to be HTTPS (or loopback under DEBUG) when set
-        # and again before each try (credits.controls.webhook_url_check).
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # nosec B310
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+        connection.request("POST", target, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 @task()
@@ -149,17 +228,20 @@ def webhook_deliver(alert_id: int, attempt: int) -> None:
         "X-UCP-Timestamp": timestamp,
         "X-UCP-Signature": f"sha256={signature(controls.webhook_secret, timestamp, body)}",
     }
-    code, error = None, ""
+    code, error, refused = None, "", False
     try:
         webhook_url_check(url)
         code = _post(url, body, headers)
+    except WebhookRefused as exc:
+        # Not retried: the address is the company's setting, not a passing failure.
+        error, refused = f"Refused, not sent: {exc}."[:1000], True
     except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed try
         error = f"{type(exc).__name__}: {exc}"[:1000]
     delivered = code is not None and 200 <= code < 300
     if not delivered and not error:
         error = f"HTTP {code}"
     next_try = None
-    if not delivered and attempt < settings.WEBHOOK_MAX_ATTEMPTS:
+    if not delivered and not refused and attempt < settings.WEBHOOK_MAX_ATTEMPTS:
         delay = settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1)
         next_try = timezone.now() + dt.timedelta(seconds=delay)
     WebhookAttempt.objects.create(

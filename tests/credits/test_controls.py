@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from core.checks import ledger_check
 from core.db import ORM, POSTGRESQL
@@ -123,6 +125,38 @@ def test_at_most_one_recharge_per_event_and_at_most_the_monthly_limit(company, c
     assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 3
     ai.refresh_from_db()
     assert ai.balance == 0
+    assert_ledger_ok(company)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_batch_reads_the_rules_only_of_accounts_that_have_one(company, care, writer):
+    # given: a rule on the AI account only; hq's wallet holds credits and has no rule
+    ai, hq = account(company, AccountKind.AI_AGENT), account(company, AccountKind.WALLET, "hq")
+    credits_purchase(company=company, amount="50", office=hq.office, actor=care)
+    sms(company, "allow", 100, writer=writer)
+    rule = recharge_rule_set(company=company, account=ai, threshold="5", amount="9", actor=care)
+    ai.refresh_from_db()
+    hq.refresh_from_db()
+    assert (ai.has_recharge_rule, hq.has_recharge_rule) == (True, False)
+    # when: an event draws on hq's wallet
+    with CaptureQueriesContext(connection) as queries:
+        sms(company, "plain", 1, writer=writer)
+    # then: no statement reads the rules
+    assert not [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    # and an AI event does read them, and recharges
+    usage_ingest(company=company, events=[event("ai-allow", service="ai_agent", quantity="5")])
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(company=company, events=[event("ai-1", service="ai_agent")], writer=writer)
+    assert [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 1
+    # and once the rule is gone, the account says so and nothing reads the rules again
+    recharge_rule_delete(company=company, rule=rule, actor=care)
+    ai.refresh_from_db()
+    assert not ai.has_recharge_rule
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(company=company, events=[event("ai-2", service="ai_agent")], writer=writer)
+    assert not [q for q in queries.captured_queries if RechargeRule._meta.db_table in q["sql"]]
+    assert LedgerEntry.objects.filter(account=ai, entry_type=EntryType.AUTO_RECHARGE).count() == 1
     assert_ledger_ok(company)
 
 
@@ -424,6 +458,22 @@ def test_check_ledger_reports_recharges_over_the_limit(company, care):
     assert any(v.startswith("§6.10") and "over its monthly limit 3" in v for v in violations)
 
 
+def test_check_ledger_reports_a_recharge_rule_flag_out_of_step(company, care):
+    ai, pool = account(company, AccountKind.AI_AGENT), account(company, AccountKind.POOL)
+    recharge_rule_set(company=company, account=ai, threshold="5", amount="9", actor=care)
+    assert ledger_check([company.pk]).violations == []
+    Account.objects.filter(pk=ai.pk).update(has_recharge_rule=False)
+    Account.objects.filter(pk=pool.pk).update(has_recharge_rule=True)
+    violations = [v for v in ledger_check([company.pk]).violations if v.startswith("§6.10")]
+    assert len(violations) == 2
+    assert any(
+        f"account {ai.pk} " in v and "no recharge rule, but has one" in v for v in violations
+    )
+    assert any(
+        f"account {pool.pk} " in v and "a recharge rule, but has none" in v for v in violations
+    )
+
+
 def test_check_ledger_reports_a_low_balance_without_its_alert(company, care):
     alert_threshold_set(company=company, value="10", actor=care)
     assert ledger_check([company.pk]).violations == []
@@ -485,6 +535,97 @@ def test_care_sets_a_rule_and_a_cap_in_the_admin(company, care, client):
     assert PoolCap.objects.get(office=austin).cap == D("12")
     assert {c.changed_by for c in ControlChange.objects.all()} == {care}
     assert ControlChange.objects.count() == 2
+
+
+def threshold_url(balance: Account) -> str:
+    return f"/admin/credits/account/{balance.pk}/threshold/"
+
+
+def test_care_sets_a_balances_threshold_override_in_the_admin(company, care, client):
+    # given: hq's wallet holds 30, the company default threshold is 10 (not low)
+    hq = account(company, AccountKind.WALLET, "hq")
+    credits_purchase(company=company, amount="30", office=hq.office, actor=care)
+    alert_threshold_set(company=company, value="10", actor=care)
+    client.force_login(care)
+    # the balance's page links to the threshold page, which shows the default
+    page = client.get(f"/admin/credits/account/{hq.pk}/change/").content.decode()
+    assert threshold_url(hq) in page
+    form = client.get(threshold_url(hq))
+    assert form.status_code == 200 and "10.0000" in form.content.decode()
+    # when: care sets hq's override to 50
+    response = client.post(threshold_url(hq), {"threshold": "50"})
+    # then: saved through the service: the override, the threshold in force, the audit,
+    # and the alert, opened at once
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/credits/account/{hq.pk}/change/"
+    hq.refresh_from_db()
+    assert (hq.threshold_override, hq.alert_threshold, hq.low_balance_alert) == (
+        D("50"),
+        D("50"),
+        True,
+    )
+    change = ControlChange.objects.get(setting__startswith="Low-balance threshold of")
+    assert (change.old_value, change.new_value, change.changed_by) == ("", "50.0000", care)
+    assert [a.balance for a in open_alerts(company) if a.account == hq] == [D("30")]
+    # and clearing it falls back to the default, resolving the alert
+    assert client.post(threshold_url(hq), {"threshold": ""}).status_code == 302
+    hq.refresh_from_db()
+    assert (hq.threshold_override, hq.alert_threshold) == (None, D("10"))
+    assert [a for a in open_alerts(company) if a.account == hq] == []
+    assert_ledger_ok(company)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("-5", "Must be more than zero."),
+        ("0", "Must be more than zero."),
+        ("NaN", "Enter a finite number."),
+        ("1.00001", "At most 4 decimal places."),
+        ("ten", "Enter a number."),
+        ("10000000000000", "At most 1,000,000,000,000 credits."),
+    ],
+)
+def test_a_bad_threshold_override_shows_its_error_in_the_admin_and_saves_nothing(
+    company, care, client, bad, message
+):
+    hq = account(company, AccountKind.WALLET, "hq")
+    alert_threshold_set(company=company, account=hq, value="7", actor=care)
+    changes = ControlChange.objects.count()
+    client.force_login(care)
+    response = client.post(threshold_url(hq), {"threshold": bad})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    hq.refresh_from_db()
+    assert hq.threshold_override == D("7")
+    assert ControlChange.objects.count() == changes
+
+
+def test_staff_without_the_controls_permission_cannot_set_a_threshold_override(
+    company, care, client
+):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    # given: staff who may view balances, but not change the company's controls
+    staffer = UserFactory(username="staffer", is_staff=True)
+    staffer.user_permissions.add(
+        Permission.objects.get(content_type__app_label="credits", codename="view_account")
+    )
+    hq = account(company, AccountKind.WALLET, "hq")
+    client.force_login(staffer)
+    # then: the balance's page shows no link, and the threshold page refuses every step
+    page = client.get(f"/admin/credits/account/{hq.pk}/change/")
+    assert page.status_code == 200 and threshold_url(hq) not in page.content.decode()
+    assert client.get(threshold_url(hq)).status_code == 403
+    assert client.post(threshold_url(hq), {"threshold": "50"}).status_code == 403
+    hq.refresh_from_db()
+    assert hq.threshold_override is None
+    assert not ControlChange.objects.exists()
+    # and an unknown balance is not found, even for care
+    client.force_login(care)
+    assert client.get("/admin/credits/account/999999/threshold/").status_code == 404
 
 
 def test_the_control_audit_is_append_only_in_the_database(company, care):

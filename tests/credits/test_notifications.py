@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -186,3 +187,161 @@ def test_email_goes_to_company_admins_only_for_the_pool(company, care, settings)
     (message,) = mail.outbox
     assert message.to == [boss.email]
     assert Membership.objects.filter(company=company).count() == 2
+
+
+# The webhook's address, checked when posting (SSRF) ---------------------------------
+
+
+PUBLIC = "93.184.215.14"
+
+
+class Resolver:
+    """A stand-in for getaddrinfo: each call answers the next list of `answers` (the
+    last one repeated), counting the calls."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self, host, port, *args, **kwargs):
+        self.calls += 1
+        addresses = self.answers[min(self.calls, len(self.answers)) - 1]
+        return [
+            (
+                socket.AF_INET6 if ":" in a else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (a, port, 0, 0) if ":" in a else (a, port),
+            )
+            for a in addresses
+        ]
+
+
+def deliver_once(company, care, monkeypatch, resolver, url="https://hooks.example.com/x"):
+    """Post the first alert of `company` once (no worker), resolving with `resolver`;
+    returns the recorded attempt and the addresses a connection was opened to."""
+    from credits import notifications
+
+    webhook_set(company=company, url=url, actor=care)
+    alert_threshold_set(company=company, value="5", actor=care)
+    alert = Alert.objects.filter(company=company).first()
+    connected = []
+
+    def refuse(address, port, timeout):
+        connected.append((address, port))
+        raise ConnectionRefusedError("test: no network")
+
+    monkeypatch.setattr(notifications, "_getaddrinfo", resolver)
+    monkeypatch.setattr(notifications, "_connect", refuse)
+    notifications.webhook_deliver.call(alert.pk, 1)
+    return WebhookAttempt.objects.get(alert=alert), connected
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("10.1.2.3", "a private address"),
+        ("192.168.0.10", "a private address"),
+        ("127.0.0.1", "a loopback address"),
+        ("169.254.169.254", "a link-local address"),
+        ("224.0.0.251", "a multicast address"),
+        ("240.0.0.1", "address"),  # reserved (Python may also call it private)
+        ("0.0.0.0", "an unspecified address"),  # noqa: S104 - the address under test
+        ("100.64.0.1", "not a public address"),  # shared address space (carrier NAT)
+        ("::1", "a loopback address"),
+        ("fd00::1", "a private address"),
+        ("fe80::1", "a link-local address"),
+        ("::ffff:10.0.0.1", "a private address"),  # IPv4 mapped into IPv6
+    ],
+)
+def test_a_webhook_host_resolving_to_an_internal_address_is_refused_and_recorded(
+    company, care, monkeypatch, address, reason
+):
+    # given: the host resolves to a public address and to `address`
+    resolver = Resolver([PUBLIC, address])
+    # when: the worker tries to post an alert to it
+    attempt, connected = deliver_once(company, care, monkeypatch, resolver)
+    # then: no connection at all; the try is recorded as refused, with why, and not retried
+    assert connected == []
+    assert attempt.status == DeliveryStatus.FAILED and attempt.response_code is None
+    assert attempt.error.startswith("Refused, not sent: hooks.example.com resolves to ")
+    assert address in attempt.error and reason in attempt.error
+    assert attempt.next_try_at is None
+    assert DBTaskResult.objects.filter(task_path__endswith="webhook_deliver").count() == 0
+
+
+def test_a_public_webhook_host_is_connected_to_by_the_checked_address(company, care, monkeypatch):
+    """A DNS rebind: the name resolves to a public address when checked and to an internal
+    one afterwards. The connection goes to the checked address, with the name in the Host
+    header and in TLS SNI; the name is resolved once."""
+    from credits import notifications
+
+    with Receiver([200]) as receiver:
+        port = receiver.server.server_port
+        resolver = Resolver([PUBLIC], ["10.0.0.1"])
+        connected, names = [], []
+
+        def to_receiver(address, to_port, timeout):
+            connected.append((address, to_port))
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+        class Tls:  # records the SNI name; the test receiver speaks plain HTTP
+            def wrap_socket(self, sock, server_hostname):
+                names.append(server_hostname)
+                return sock
+
+        monkeypatch.setattr(notifications, "_tls_context", Tls)
+        monkeypatch.setattr(notifications, "_getaddrinfo", resolver)
+        monkeypatch.setattr(notifications, "_connect", to_receiver)
+        webhook_set(company=company, url=f"https://hooks.example.com:{port}/in", actor=care)
+        alert_threshold_set(company=company, value="5", actor=care)
+        alert = Alert.objects.filter(company=company).first()
+        notifications.webhook_deliver.call(alert.pk, 1)
+
+    attempt = WebhookAttempt.objects.get(alert=alert)
+    assert (attempt.status, attempt.response_code) == (DeliveryStatus.DELIVERED, 200)
+    assert resolver.calls == 1
+    assert connected == [(PUBLIC, port)]
+    assert names == ["hooks.example.com"]
+    ((headers, _body),) = receiver.received
+    assert headers["Host"] == f"hooks.example.com:{port}"
+
+
+def test_the_debug_localhost_exception_allows_loopback_addresses_only(
+    company, care, settings, monkeypatch
+):
+    settings.DEBUG = True
+    # localhost that resolves to a private address is refused, even under DEBUG
+    attempt, connected = deliver_once(
+        company, care, monkeypatch, Resolver(["10.0.0.7"]), url="http://localhost:8000/h"
+    )
+    assert connected == [] and "10.0.0.7, a private address" in attempt.error
+    # and a public name resolving to the loopback is refused under DEBUG too
+    WebhookAttempt.objects.all().delete()
+    attempt, connected = deliver_once(
+        company, care, monkeypatch, Resolver(["127.0.0.1"]), url="https://evil.example.com/h"
+    )
+    assert connected == [] and "127.0.0.1, a loopback address" in attempt.error
+
+
+def test_a_name_that_does_not_resolve_is_a_failed_try_that_is_retried(company, care, monkeypatch):
+    def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    attempt, connected = deliver_once(company, care, monkeypatch, no_such_name)
+    assert connected == [] and attempt.status == DeliveryStatus.FAILED
+    assert attempt.error.startswith("gaierror") and attempt.next_try_at is not None
+    assert DBTaskResult.objects.filter(task_path__endswith="webhook_deliver").count() == 1
+
+
+def test_an_ipv6_literal_webhook_is_checked_and_connected_to_with_its_port(
+    company, care, monkeypatch
+):
+    # given: a public IPv6 address as the host, on the default HTTPS port
+    attempt, connected = deliver_once(
+        company, care, monkeypatch, socket.getaddrinfo, url="https://[2606:4700::1111]/h"
+    )
+    # then: the connection goes to that address on port 443 (refused here: no network)
+    assert connected == [("2606:4700::1111", 443)]
+    assert attempt.error.startswith("ConnectionRefusedError")

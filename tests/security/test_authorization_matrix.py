@@ -478,6 +478,21 @@ ADMIN = [
         )
         for tool in ("pooling", "credits")
     ],
+    # A balance's low-balance threshold override: care (who may change the company's
+    # low-balance settings), not staff who may only view balances.
+    Case(
+        "admin/credits/account/<path:object_id>/threshold/",
+        "credits_account_threshold",
+        "/admin/credits/account/{obj:credits.account}/threshold/",
+        admin_page(200, 403),
+    ),
+    Case(
+        "admin/credits/account/<path:object_id>/threshold/",
+        "credits_account_threshold",
+        "/admin/credits/account/999999/threshold/",
+        admin_page(404, 404),
+        note="unknown balance",
+    ),
     # Setting a password: customer care helps portal users, but never takes over a
     # superuser's account (which would give them every right).
     Case(

@@ -235,3 +235,26 @@ def test_returned_records_carry_their_related_objects(company, writer):
         ]
     assert len(queries.captured_queries) == 0
     assert [s[0] for s in seen] == ["hq", "austin"] * 3
+
+
+@pytest.mark.parametrize("writer", [ORM, POSTGRESQL])
+def test_the_usage_entry_memo_counts_its_events_in_words(company, care, writer):
+    if writer == POSTGRESQL and connection.vendor != "postgresql":
+        pytest.skip("the one-statement writer is PostgreSQL's")
+    # given: hq's allowance used up and credits in its wallet (pooling is off)
+    credits_purchase(
+        company=company, amount="10", office=company.offices.get(slug="hq"), actor=care
+    )
+    usage_ingest(
+        company=company, events=[event("allow", quantity="100", occurred_at=WHEN)], writer=writer
+    )
+    # when: a batch of one event, then a batch of two, draw on the wallet
+    usage_ingest(company=company, events=[event("one", occurred_at=WHEN)], writer=writer)
+    usage_ingest(
+        company=company,
+        events=[event(f"two-{i}", occurred_at=WHEN) for i in range(2)],
+        writer=writer,
+    )
+    # then: the memos say "1 event" and "2 events"
+    memos = LedgerEntry.objects.filter(company=company, entry_type="usage").order_by("pk")
+    assert [e.memo for e in memos] == ["Usage: 1 event", "Usage: 2 events"]
