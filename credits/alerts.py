@@ -1,4 +1,5 @@
-"""Low-balance alerts (SPEC §8.2, invariant 11), kept in step with the balances.
+"""Low-balance alerts (SPEC §8.2, invariant 11), kept in step with the balances, and
+pool-cap alerts (§8.3, below).
 
 The ledger calls `alerts_sync` after every balance change (credits.ledger.post and
 post_sql): an alert opens when a balance is below the threshold in force and none is
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from credits.models import Account, Alert, AlertKind, CompanyControls
+from credits.models import Account, AccountKind, Alert, AlertKind, Allowance, CompanyControls
 from credits.routing import funds_usage
 
 
@@ -112,3 +114,84 @@ def thresholds_refresh(
             Account.objects.filter(pk=account.pk).update(uncovered_alert=False)
     if sync:
         alerts_sync(accounts)
+
+
+# Pool caps (SPEC §8.3) ------------------------------------------------------------------
+#
+# A pool-cap alert is one per office and period: it opens when the office's cap left some
+# of an event's cost uncovered while the pool still held credits (an empty pool is the
+# uncovered-usage alert's), in the charging transaction; the office's allowance row of
+# that period says it is open (`pool_cap_alert`), so a further capped event reads nothing.
+# It resolves when the cap gives the office room again (raised or removed), when pooling
+# goes off, or when its period is over: a batch drew on the pool for a later period (the
+# pool's `latest_period`). A capped event of a period already over opens none.
+
+
+def pool_cap_alerts_open(pool: Account, allowances: Iterable) -> None:
+    """The pool cap of each of `allowances` (standard rows, locked, each capped out by
+    this batch while `pool`, locked, still held credits) left usage uncovered: open its
+    office's alert of that period unless one is open or the period is over."""
+    now = timezone.now()
+    opened = []
+    for row in allowances:
+        if row.pool_cap_alert or (pool.latest_period and row.period < pool.latest_period):
+            continue
+        alert = Alert.objects.create(
+            company_id=pool.company_id,
+            account=pool,
+            kind=AlertKind.POOL_CAP,
+            office_id=row.office_id,
+            period=row.period,
+            threshold=row.pool_cap,
+            balance=pool.balance,
+            opened_at=now,
+        )
+        _notify_after_commit(alert)
+        row.pool_cap_alert = True
+        opened.append(row.pk)
+    if opened:
+        Allowance.objects.filter(pk__in=opened).update(pool_cap_alert=True)
+        pool.pool_cap_alerts += len(opened)
+        Account.objects.filter(pk=pool.pk).update(pool_cap_alerts=pool.pool_cap_alerts)
+
+
+def pool_period_advance(pool: Account, period) -> None:
+    """A batch drew on `pool` (locked) for `period`, later than any before: the pool-cap
+    alerts of earlier periods resolve (their period is over)."""
+    pool.latest_period = period
+    resolved = 0
+    if pool.pool_cap_alerts:
+        resolved = Alert.objects.filter(
+            account=pool, kind=AlertKind.POOL_CAP, period__lt=period, resolved_at__isnull=True
+        ).update(resolved_at=timezone.now(), resolved_balance=pool.balance)
+    pool.pool_cap_alerts -= resolved
+    Account.objects.filter(pk=pool.pk).update(
+        latest_period=period, pool_cap_alerts=pool.pool_cap_alerts
+    )
+
+
+def pool_cap_alerts_resolve(*, company_id: int, allowances: Iterable | None = None) -> None:
+    """The cap of each of `allowances` (standard rows, locked by the caller under the
+    company's exclusive lock) gives its office room again, or pooling went off (None:
+    every row of the company): resolve their open pool-cap alerts and clear the flags."""
+    rows = Allowance.objects.filter(company_id=company_id, pool_cap_alert=True)
+    alerts = Alert.objects.filter(
+        company_id=company_id, kind=AlertKind.POOL_CAP, resolved_at__isnull=True
+    )
+    if allowances is not None:
+        pks = [a.pk for a in allowances]
+        if not pks:
+            return
+        rows = rows.filter(pk__in=pks)
+        keys = Q()
+        for a in allowances:
+            keys |= Q(office_id=a.office_id, period=a.period)
+        alerts = alerts.filter(keys)
+    if not rows.update(pool_cap_alert=False):
+        return
+    pool = Account.objects.filter(company_id=company_id, kind=AccountKind.POOL).first()
+    resolved = alerts.update(
+        resolved_at=timezone.now(), resolved_balance=pool.balance if pool else None
+    )
+    if resolved and pool is not None:
+        Account.objects.filter(pk=pool.pk).update(pool_cap_alerts=F("pool_cap_alerts") - resolved)

@@ -59,9 +59,18 @@ class PoolCapOut(BaseModel):
 
 class AlertOut(BaseModel):
     id: int
-    kind: str = Field(description="low_balance or uncovered.")
-    balance: BalanceRef
-    threshold: Amount | None
+    kind: str = Field(
+        description=(
+            "low_balance, uncovered, or pool_cap (an office's pool cap left its usage "
+            "uncovered while the pool held credits)."
+        )
+    )
+    balance: BalanceRef = Field(description="The balance concerned; the pool for pool_cap.")
+    office: str | None = Field(description="pool_cap: the capped office; null otherwise.")
+    period: Period | None = Field(description="pool_cap: the billing period; null otherwise.")
+    threshold: Amount | None = Field(
+        description="low_balance: the warning threshold; pool_cap: the office's cap."
+    )
     balance_at_open: Amount
     opened_at: str
     resolved_at: str | None
@@ -99,6 +108,8 @@ def alert_out(alert: Alert) -> dict:
         "id": alert.pk,
         "kind": alert.kind,
         "balance": _ref(alert.account),
+        "office": alert.office.slug if alert.office_id else None,
+        "period": f"{alert.period:%Y-%m}" if alert.period else None,
         "threshold": money(alert.threshold),
         "balance_at_open": money(alert.balance),
         "opened_at": alert.opened_at.isoformat(),
@@ -202,10 +213,11 @@ class AlertListOut(Schema):
 @router.get(
     "/alerts",
     response={200: AlertListOut, 401: ErrorOut, 422: ErrorOut},
-    summary="Low-balance alerts",
+    summary="Balance alerts",
     description=(
-        "The company's alerts, newest first: low balances (below the warning threshold) "
-        "and empty balances that left usage uncovered. `state=open` lists only open ones."
+        "The company's alerts, newest first: low balances (below the warning threshold), "
+        "empty balances that left usage uncovered, and offices whose pool cap left usage "
+        "uncovered (pool_cap, with office and period). `state=open` lists only open ones."
     ),
 )
 def alerts(request, state: Literal["open", "all"] = "all", limit: int = Query(50, ge=1, le=200)):

@@ -31,7 +31,12 @@ from django.utils import timezone
 from core.db import POSTGRESQL, dialect
 from core.money import ZERO
 from credits.accounts import accounts_ensure
-from credits.alerts import alerts_open_uncovered, alerts_sync
+from credits.alerts import (
+    alerts_open_uncovered,
+    alerts_sync,
+    pool_cap_alerts_open,
+    pool_period_advance,
+)
 from credits.allocation import Split, allocate, cap_room, recharge_due
 from credits.allowances import ALLOWANCE_ROLLUPS, allowances_create
 from credits.ledger import Posting, post, post_sql
@@ -114,6 +119,9 @@ class ChargingSession:
         self._recharged: dict[int, Decimal] = defaultdict(lambda: ZERO)
         self._period = None  # the billing period now, for counting recharges
         self._emptied: set[int] = set()  # accounts that left usage uncovered at 0
+        # Allowance rows (by pk) whose office's pool cap left usage uncovered while the
+        # pool still held credits (SPEC §8.3): their pool-cap alert may open.
+        self._capped: dict[int, Allowance] = {}
 
     @classmethod
     def open(
@@ -222,8 +230,11 @@ class ChargingSession:
             cost, allowance_remaining=allowance.remaining, balance=account.balance, room=room
         )
         account.balance -= split.funded
-        if split.uncovered and not account.balance:
-            self._emptied.add(account.id)
+        if split.uncovered:
+            if not account.balance:
+                self._emptied.add(account.id)
+            elif room is not None:  # the pool holds credits: the cap stopped the draw
+                self._capped[allowance.id] = allowance
         self._drawn[account.id] += split.funded
         self._counts[account.id] += 1
         allowance.used += split.allowance
@@ -314,6 +325,25 @@ class ChargingSession:
             alerts_sync({p.account.id: p.account for p in self._recharges}.values())
         if self._emptied:
             alerts_open_uncovered(a for a in self.accounts if a.id in self._emptied)
+        if self.pooling:
+            self._pool_cap_alerts()
+
+    def _pool_cap_alerts(self) -> None:
+        """SPEC §8.3: a batch that drew on the pool for a later period than any before
+        ends the earlier periods' pool-cap alerts; an office capped out by this batch
+        opens its own. Nothing to write in the common case (the pool's period is known
+        and no cap stopped a draw)."""
+        pool = self._by_kind.get((AccountKind.POOL, None))
+        if pool is None:
+            return
+        latest = pool.latest_period
+        for _, kind, period in self.allowances:
+            if kind == CreditKind.STANDARD and (latest is None or period > latest):
+                latest = period
+        if latest != pool.latest_period:
+            pool_period_advance(pool, latest)
+        if self._capped:
+            pool_cap_alerts_open(pool, self._capped.values())
 
 
 def usage_memo(events: int) -> str:

@@ -52,6 +52,7 @@ class Checks(Checker):
         "pooling_transfers",
         "pooling_state",
         "pool_caps",
+        "pool_cap_alerts",
         "recharges",
         "alerts",
     )
@@ -246,6 +247,71 @@ class Checks(Checker):
             lambda company, office, period, drawn, cap, before: (
                 f"§6.9 {company} {office} {str(period)[:7]}: drew {_amount(drawn)} from the "
                 f"pool, over its cap {_amount(cap)} (drawn before the cap: {_amount(before)})"
+            ),
+        )
+
+    def pool_cap_alerts(self) -> None:
+        """§8.3's alert: an office's standard row of a period says its pool-cap alert is
+        open only while it has no cap room under pooling, and then (unless the period is
+        over: the pool was drawn for a later one) exactly one pool-cap alert of that office
+        and period is open; no other is. The pool counts its open ones."""
+        where, params = self.scope("al.company_id")
+        sql = f"""
+            SELECT c.slug, o.slug, al.period, al.pool_cap_alert, al.pool_cap, al.pool_drawn,
+                   c.pooling_enabled, p.latest_period, COALESCE(n.open_alerts, 0)
+            FROM {T["allowance"]} al
+            JOIN {T["company"]} c ON c.id = al.company_id
+            JOIN {T["office"]} o ON o.id = al.office_id
+            LEFT JOIN {T["account"]} p ON p.company_id = al.company_id AND p.kind = 'pool'
+            LEFT JOIN (SELECT office_id, period, COUNT(*) AS open_alerts FROM {T["alert"]}
+                       WHERE resolved_at IS NULL AND kind = 'pool_cap'
+                       GROUP BY office_id, period) n
+                   ON n.office_id = al.office_id AND n.period = al.period
+            WHERE al.kind = 'standard' AND (
+                (al.pool_cap_alert AND NOT (c.pooling_enabled AND al.pool_cap IS NOT NULL
+                                            AND al.pool_drawn >= al.pool_cap))
+                OR (NOT al.pool_cap_alert AND COALESCE(n.open_alerts, 0) > 0)
+                OR (al.pool_cap_alert AND COALESCE(n.open_alerts, 0)
+                    <> CASE WHEN p.latest_period IS NULL OR al.period >= p.latest_period
+                            THEN 1 ELSE 0 END)
+            ){where}
+            ORDER BY c.slug, o.slug, al.period
+        """  # noqa: S608
+
+        def describe(company, office, period, flag, cap, drawn, pooling, latest, open_alerts):
+            label = f"§6.9 {company} {office} {str(period)[:7]}"
+            if flag and not pooling:
+                return f"{label}: capped out while pooling is off"
+            if flag and (cap is None or _amount(drawn) < _amount(cap)):
+                room = "no cap" if cap is None else f"room {_amount(cap) - _amount(drawn)}"
+                return f"{label}: flagged capped out, yet has {room}"
+            if not flag:
+                return f"{label}: {open_alerts} open pool-cap alerts, its row says none"
+            over = latest is not None and period < latest
+            return (
+                f"{label}: {open_alerts} open pool-cap alerts, not {0 if over else 1}"
+                + (" (its period is over)" if over else "")
+            )
+
+        self.violations(sql, params, describe)
+        where, params = self.scope("a.company_id")
+        sql = f"""
+            SELECT a.id, c.slug, a.kind, a.pool_cap_alerts, COALESCE(n.open_alerts, 0)
+            FROM {T["account"]} a
+            JOIN {T["company"]} c ON c.id = a.company_id
+            LEFT JOIN (SELECT account_id, COUNT(*) AS open_alerts FROM {T["alert"]}
+                       WHERE resolved_at IS NULL AND kind = 'pool_cap'
+                       GROUP BY account_id) n ON n.account_id = a.id
+            WHERE (a.pool_cap_alerts <> COALESCE(n.open_alerts, 0)
+                   OR (a.kind <> 'pool' AND COALESCE(n.open_alerts, 0) > 0)){where}
+            ORDER BY a.id
+        """  # noqa: S608
+        self.violations(
+            sql,
+            params,
+            lambda pk, company, kind, counted, open_alerts: (
+                f"§6.9 account {pk} ({company} {kind}): counts {counted} open pool-cap "
+                f"alerts, has {open_alerts}" + ("" if kind == "pool" else " (not the pool)")
             ),
         )
 

@@ -17,7 +17,8 @@ from core.db import retry_on_conflict
 from core.errors import NotFound, ValidationFailed
 from core.money import q
 from credits.accounts import accounts_ensure
-from credits.alerts import thresholds_refresh
+from credits.alerts import pool_cap_alerts_resolve, thresholds_refresh
+from credits.allocation import cap_room
 from credits.models import (
     Account,
     Allowance,
@@ -234,6 +235,10 @@ def pool_cap_set(*, company: Company, office: Office | int, cap, actor) -> PoolC
     )
     for row in rows:
         Allowance.objects.filter(pk=row.pk).update(pool_cap=cap, pool_drawn_at_cap=row.pool_drawn)
+    # An office with room again is no longer capped out: its pool-cap alerts resolve.
+    roomy = [r for r in rows if r.pool_cap_alert and (cap is None or cap_room(cap, r.pool_drawn))]
+    if roomy:
+        pool_cap_alerts_resolve(company_id=company.pk, allowances=roomy)
     _audit(company=company, setting=f"Pool cap of {found.name}", old=old, new=cap, actor=actor)
     return result
 

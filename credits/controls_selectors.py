@@ -45,26 +45,25 @@ def controlled_accounts(scope: PortalScope) -> QuerySet[Account]:
     )
 
 
+def _concerning(scope: PortalScope) -> Q:
+    """The alerts that concern the scope's user: those of the balances it may see, a
+    pool-cap alert only for an office it may see (SPEC §8.3)."""
+    cond = Q(account__in=controlled_accounts(scope).values("pk"))
+    if not scope.is_company_admin:
+        cond &= ~Q(kind=AlertKind.POOL_CAP) | Q(office_id__in=scope.office_ids)
+    return cond
+
+
 def open_alerts(scope: PortalScope) -> QuerySet[Alert]:
-    """Open alerts of the balances the scope may see, newest first (the banner)."""
-    return (
-        Alert.objects.filter(
-            company=scope.company,
-            resolved_at__isnull=True,
-            account__in=controlled_accounts(scope).values("pk"),
-        )
-        .select_related("account__office")
-        .order_by("-opened_at", "-id")
-    )
+    """Open alerts that concern the scope, newest first."""
+    return alerts_for(scope).filter(resolved_at__isnull=True)
 
 
 def alerts_for(scope: PortalScope) -> QuerySet[Alert]:
-    """Every alert (open and resolved) of the balances the scope may see, newest first."""
+    """Every alert (open and resolved) that concerns the scope, newest first."""
     return (
-        Alert.objects.filter(
-            company=scope.company, account__in=controlled_accounts(scope).values("pk")
-        )
-        .select_related("account__office")
+        Alert.objects.filter(_concerning(scope), company=scope.company)
+        .select_related("account__office", "office")
         .order_by("-opened_at", "-id")
     )
 
@@ -178,9 +177,11 @@ def money_controls(scope: PortalScope, offices=None) -> MoneyControls:
 @dataclass
 class BannerAlert:
     account: Account
-    kind: str  # low_balance | uncovered
-    threshold: Decimal | None
+    kind: str  # low_balance | uncovered | pool_cap
+    threshold: Decimal | None  # the warning threshold, or the office's pool cap
     since: object  # when it opened
+    office: object = None  # a pool-cap alert's office
+    period: object = None  # and period
 
 
 @dataclass
@@ -200,14 +201,29 @@ def _open_since(kind: str):
     )
 
 
-def _banner(accounts) -> list[BannerAlert]:
+def _banner(accounts, scope: PortalScope) -> list[BannerAlert]:
     out = []
     for a in accounts:
         if a.low_balance_alert:
             out.append(BannerAlert(a, AlertKind.LOW_BALANCE, a.alert_threshold, a.low_since))
         if a.uncovered_alert:
             out.append(BannerAlert(a, AlertKind.UNCOVERED, None, a.empty_since))
+        if a.pool_cap_alerts:
+            # Only when the pool says some are open: one more query, of those alone.
+            capped = Alert.objects.filter(
+                account=a, kind=AlertKind.POOL_CAP, resolved_at__isnull=True
+            ).select_related("office")
+            if not scope.is_company_admin:
+                capped = capped.filter(office_id__in=scope.office_ids)
+            out += [
+                BannerAlert(a, AlertKind.POOL_CAP, c.threshold, c.opened_at, c.office, c.period)
+                for c in capped
+            ]
     return sorted(out, key=lambda b: (b.since is None, b.since), reverse=True)
+
+
+# The accounts with an open alert of some kind (each says so).
+ALERTED = Q(low_balance_alert=True) | Q(uncovered_alert=True) | Q(pool_cap_alerts__gt=0)
 
 
 def _with_alerts(accounts: QuerySet[Account]) -> QuerySet[Account]:
@@ -219,10 +235,8 @@ def _with_alerts(accounts: QuerySet[Account]) -> QuerySet[Account]:
 def banner_alerts(scope: PortalScope) -> list[BannerAlert]:
     """The open alerts of the balances the scope may see, newest first: one query (the
     accounts carry whether an alert of each kind is open)."""
-    accounts = _with_alerts(
-        controlled_accounts(scope).filter(Q(low_balance_alert=True) | Q(uncovered_alert=True))
-    )
-    return _banner(accounts)
+    accounts = _with_alerts(controlled_accounts(scope).filter(ALERTED))
+    return _banner(accounts, scope)
 
 
 def balance_controls(scope: PortalScope, pool_drawn: dict[int, Decimal]) -> BalanceControls:
@@ -235,9 +249,7 @@ def balance_controls(scope: PortalScope, pool_drawn: dict[int, Decimal]) -> Bala
     accounts = list(
         _with_alerts(
             controlled_accounts(scope)
-            .filter(
-                Q(recharge_rule__isnull=False) | Q(low_balance_alert=True) | Q(uncovered_alert=True)
-            )
+            .filter(Q(recharge_rule__isnull=False) | ALERTED)
             .select_related("recharge_rule")
         )
     )
@@ -271,4 +283,4 @@ def balance_controls(scope: PortalScope, pool_drawn: dict[int, Decimal]) -> Bala
                 room=cap_room(cap.cap, drawn),
             )
         )
-    return BalanceControls(rules=rules, caps=cap_rows, alerts=_banner(accounts))
+    return BalanceControls(rules=rules, caps=cap_rows, alerts=_banner(accounts, scope))

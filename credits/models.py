@@ -39,6 +39,12 @@ class Account(models.Model):
     # rule services under this row's lock: the charging session reads the rules only
     # when an account it locked says so (a locked row is always its newest version).
     has_recharge_rule = models.BooleanField(default=False, db_default=False)
+    # Pool only (SPEC §8.3): the latest billing period a batch drew on the pool for (a
+    # pool-cap alert of an earlier period resolves: its period is over), and how many
+    # pool-cap alerts are open (the banner reads them only when there are some). Both
+    # are kept under this row's lock (or the company row's exclusive lock).
+    latest_period = models.DateField(null=True, blank=True)
+    pool_cap_alerts = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["company_id", "kind", "office_id"]
@@ -147,6 +153,10 @@ class Allowance(models.Model):
     # that cap was set: a cap set below what was already drawn stops further draws.
     pool_cap = credits_field(null=True, blank=True)
     pool_drawn_at_cap = credits_field(default=0, db_default=0)
+    # The office was alerted that its pool cap left usage uncovered in this period, and
+    # the cap has given it no room since (a pool-cap alert, open while this period is not
+    # over). Kept under this row's lock: the charging session reads it for free.
+    pool_cap_alert = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-period", "office_id", "kind"]
@@ -274,15 +284,23 @@ class PoolCap(models.Model):
 class AlertKind(models.TextChoices):
     LOW_BALANCE = "low_balance", "Low balance"
     UNCOVERED = "uncovered", "Usage uncovered"
+    POOL_CAP = "pool_cap", "Pool cap reached"
 
 
 class Alert(models.Model):
-    """A low balance (below its warning threshold) or an empty balance that left usage
-    uncovered (SPEC §8.2). Opened and resolved in the transaction of the balance change."""
+    """A low balance (below its warning threshold), an empty balance that left usage
+    uncovered (SPEC §8.2), or an office whose pool cap left usage uncovered while the pool
+    still held credits (§8.3: `account` is the pool, `office` and `period` say whose cap
+    and when, `threshold` is the cap). Opened and resolved in the transaction of the
+    change that causes it."""
 
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="alerts")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="alerts")
     kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    office = models.ForeignKey(
+        Office, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
+    period = models.DateField(null=True, blank=True)
     threshold = credits_field(null=True, blank=True)
     balance = credits_field(help_text="The balance when the alert opened.")
     opened_at = models.DateTimeField()
@@ -294,14 +312,28 @@ class Alert(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "kind"],
-                condition=Q(resolved_at__isnull=True),
+                condition=Q(resolved_at__isnull=True) & ~Q(kind="pool_cap"),
                 name="alert_one_open_per_account_kind",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["office", "period"],
+                condition=Q(resolved_at__isnull=True) & Q(kind="pool_cap"),
+                name="alert_one_open_pool_cap_per_office_period",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="pool_cap") & Q(office__isnull=False) & Q(period__isnull=False)
+                )
+                | (~Q(kind="pool_cap") & Q(office__isnull=True) & Q(period__isnull=True)),
+                name="alert_office_period_only_for_pool_cap",
+            ),
         ]
         indexes = [models.Index(fields=["company", "-opened_at"], name="alert_company_time")]
 
     def __str__(self) -> str:
         state = "resolved" if self.resolved_at else "open"
+        if self.kind == AlertKind.POOL_CAP:
+            return f"{self.get_kind_display()} by {self.office} in {self.period:%Y-%m} ({state})"
         return f"{self.get_kind_display()} of {self.account} ({state})"
 
 

@@ -59,6 +59,9 @@ def alert_payload(alert: Alert) -> dict:
             "office": account.office.slug if account.office_id else None,
             "label": str(account),
         },
+        # A pool-cap alert (SPEC §8.3): whose cap, for which period; the cap is the threshold.
+        "office": alert.office.slug if alert.office_id else None,
+        "period": f"{alert.period:%Y-%m}" if alert.period else None,
         "threshold": None if alert.threshold is None else f"{alert.threshold:.4f}",
         "balance_at_open": f"{alert.balance:.4f}",
         "opened_at": alert.opened_at.isoformat(),
@@ -73,20 +76,26 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _recipients(alert: Alert) -> list[str]:
-    """The company admins, and for an office wallet that office's admins too."""
+    """The company admins, and for an office wallet or an office's pool cap that office's
+    admins too."""
     members = Membership.objects.filter(company_id=alert.company_id, role="company_admin")
+    office_id = alert.office_id if alert.kind == AlertKind.POOL_CAP else None
     if alert.account.kind == AccountKind.WALLET:
-        members = Membership.objects.filter(company_id=alert.company_id).filter(
-            role="company_admin"
-        ) | Membership.objects.filter(
-            company_id=alert.company_id, role="office_admin", office_id=alert.account.office_id
+        office_id = alert.account.office_id
+    if office_id is not None:
+        members = members | Membership.objects.filter(
+            company_id=alert.company_id, role="office_admin", office_id=office_id
         )
     emails = members.exclude(user__email="").values_list("user__email", flat=True)
     return sorted(set(emails))
 
 
 def _load(alert_id: int) -> Alert | None:
-    return Alert.objects.select_related("company", "account__office").filter(pk=alert_id).first()
+    return (
+        Alert.objects.select_related("company", "account__office", "office")
+        .filter(pk=alert_id)
+        .first()
+    )
 
 
 @task()
@@ -102,6 +111,13 @@ def alert_notify(alert_id: int) -> None:
             f"{account} holds {alert.balance:,.4f} credits, below its warning threshold of "
             f"{alert.threshold:,.4f}."
         )
+    elif alert.kind == AlertKind.POOL_CAP:
+        subject = f"Pool cap reached: {alert.office} in {alert.period:%B %Y}"
+        detail = (
+            f"{alert.office} has drawn its pool cap of {alert.threshold:,.4f} credits for "
+            f"{alert.period:%B %Y}, so its further usage goes uncovered although the pool "
+            f"holds {alert.balance:,.4f} credits."
+        )
     else:
         subject = f"Usage uncovered: {account} is empty"
         detail = f"{account} is empty, so usage it should pay for went uncovered."
@@ -109,14 +125,19 @@ def alert_notify(alert_id: int) -> None:
     if recipients:
         send_mail(
             subject,
-            f"{detail}\n\nAdd credits or set an auto-recharge rule in the portal "
-            "(Balance → Money controls).\n\n"
+            f"{detail}\n\n{_advice(alert)}\n\n"
             f"Alert #{alert.pk}, opened {alert.opened_at:%Y-%m-%d %H:%M} UTC.",
             settings.DEFAULT_FROM_EMAIL,
             recipients,
         )
     if CompanyControls.objects.filter(company_id=alert.company_id).exclude(webhook_url="").exists():
         webhook_deliver.enqueue(alert.pk, 1)
+
+
+def _advice(alert: Alert) -> str:
+    if alert.kind == AlertKind.POOL_CAP:
+        return "A company admin can raise or remove the cap in the portal (Balance → Money controls)."
+    return "Add credits or set an auto-recharge rule in the portal (Balance → Money controls)."
 
 
 class WebhookRefused(Exception):

@@ -19,7 +19,7 @@ from core.db import retry_on_conflict
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.money import ZERO, credits_noun, q
 from credits.accounts import accounts_ensure
-from credits.alerts import alerts_sync, thresholds_refresh
+from credits.alerts import alerts_sync, pool_cap_alerts_resolve, thresholds_refresh
 from credits.ledger import Posting, post, post_one
 from credits.models import Account, AccountKind, EntryType, LedgerEntry, PoolingChange
 from credits.routing import funding_kind, funds_usage
@@ -286,6 +286,8 @@ def pooling_set(*, company: Company, enabled: bool, actor, reason: str) -> Pooli
     thresholds_refresh(company=company, accounts=accounts, pooling=enabled, sync=False)
     post(postings, actor=actor)
     alerts_sync(accounts)
+    if not enabled:  # no pool draws, so no office is capped out (SPEC §8.3)
+        pool_cap_alerts_resolve(company_id=company.pk)
     Company.objects.filter(pk=company.pk).update(
         pooling_enabled=enabled, pooling_changed_at=timezone.now()
     )

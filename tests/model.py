@@ -118,6 +118,13 @@ class CompanyModel:
     low: set = field(default_factory=set)  # accounts with an open low-balance alert
     empty_alerts: set = field(default_factory=set)  # accounts with an open uncovered alert
     opened: dict = field(default_factory=lambda: defaultdict(int))  # (account, kind) → alerts
+    # Pool-cap alerts (§8.3), one per (office, period): the open ones, the (office, period)
+    # pairs alerted with no cap room since (open, or closed by the period's end), how many
+    # each pair opened, and the latest period the pool was drawn for.
+    capped_out: set = field(default_factory=set)
+    cap_alerted: set = field(default_factory=set)
+    cap_opened: dict = field(default_factory=lambda: defaultdict(int))
+    pool_period: dt.date | None = None
 
     def __post_init__(self):
         assert self.primary in self.offices
@@ -195,6 +202,8 @@ class CompanyModel:
                 raise Refused(f"id {e.external_id} conflicts with its earlier charge")
         drawn: dict = defaultdict(lambda: ZERO)
         emptied = set()
+        capped = []  # (office, period) whose cap left usage uncovered, the pool not empty
+        pool_latest = self.pool_period
         now_period = self.period(now or dt.datetime.now(dt.UTC))
         out = []
         for e in events:
@@ -241,6 +250,10 @@ class CompanyModel:
             drawn[account] += funded
             if rest - funded > 0 and self.balances[account] - drawn[account] == 0:
                 emptied.add(account)
+            elif rest - funded > 0 and room is not None:
+                capped.append((e.office, period))
+            if account == POOL:
+                pool_latest = max(period, pool_latest or period)
             charge = Charge(
                 office=e.office,
                 kind=kind,
@@ -269,7 +282,23 @@ class CompanyModel:
             if amount:
                 self._post(account, -amount, "usage")
         self._alerts(emptied)
+        self._cap_alerts(pool_latest, capped)
         return out
+
+    def _cap_alerts(self, pool_latest, capped) -> None:
+        """SPEC §8.3 after a batch: drawing on the pool for a later period ends the earlier
+        periods' pool-cap alerts; an office whose cap left usage uncovered while the pool
+        held credits opens one for that period, unless alerted already (and no cap room
+        since) or the period is over."""
+        if pool_latest != self.pool_period:
+            self.pool_period = pool_latest
+            self.capped_out = {(o, p) for o, p in self.capped_out if p >= pool_latest}
+        for key in capped:
+            if key in self.cap_alerted or key[1] < self.pool_period:
+                continue
+            self.cap_alerted.add(key)
+            self.capped_out.add(key)
+            self.cap_opened[key] += 1
 
     def add(
         self,
@@ -325,6 +354,9 @@ class CompanyModel:
                 moved += amount
         self.pooling = enabled
         self.pooling_changes.append((enabled, moved))
+        if not enabled:  # no pool draws: no office is capped out
+            self.cap_alerted.clear()
+            self.capped_out.clear()
         self._alerts()
         return moved
 
@@ -337,10 +369,14 @@ class CompanyModel:
             self.caps.pop(office, None)
         else:
             self.caps[office] = cap
-        for (row_office, kind, _), row in self.allowances.items():
+        for (row_office, kind, period), row in self.allowances.items():
             if row_office == office and kind == STANDARD:
                 row.pool_cap = cap
                 row.pool_drawn_at_cap = row.pool_drawn
+                # Room again: the office is no longer capped out in that period.
+                if cap is None or cap > row.pool_drawn:
+                    self.cap_alerted.discard((office, period))
+                    self.capped_out.discard((office, period))
 
     def set_rule(self, account, rule: tuple[Decimal, Decimal, int] | None) -> None:
         """(threshold, amount, monthly limit), or None to remove the rule. Recharges made

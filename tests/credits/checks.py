@@ -188,15 +188,30 @@ def assert_invariants(company: Company) -> None:
 
 def assert_controls_match_model(company: Company, model: CompanyModel) -> None:
     """The money controls (SPEC §8) are what the model says: each allowance row's pool cap
-    in force, the open alerts of each kind, and how many alerts each balance opened."""
+    in force and pool-cap flag, the open alerts of each kind, and how many alerts each
+    balance (each office and period, for pool caps) opened."""
     from credits.models import Alert
 
     rows = {
-        (a.office.slug, a.kind, a.period): (a.pool_cap, a.pool_drawn_at_cap)
+        (a.office.slug, a.kind, a.period): (a.pool_cap, a.pool_drawn_at_cap, a.pool_cap_alert)
         for a in Allowance.objects.filter(company=company).select_related("office")
     }
-    assert rows == {key: (r.pool_cap, r.pool_drawn_at_cap) for key, r in model.allowances.items()}
-    alerts = Alert.objects.filter(company=company).select_related("account__office")
+    assert rows == {
+        key: (r.pool_cap, r.pool_drawn_at_cap, (key[0], key[2]) in model.cap_alerted)
+        for key, r in model.allowances.items()
+    }
+    pool = Account.objects.get(company=company, kind=AccountKind.POOL)
+    assert pool.latest_period == model.pool_period
+    alerts = Alert.objects.filter(company=company).select_related("account__office", "office")
+    capped = [a for a in alerts if a.kind == "pool_cap"]
+    assert all(a.account_id == pool.pk for a in capped)
+    assert {(a.office.slug, a.period) for a in capped if not a.resolved_at} == model.capped_out
+    assert pool.pool_cap_alerts == len(model.capped_out)
+    cap_opened = defaultdict(int)
+    for a in capped:
+        cap_opened[a.office.slug, a.period] += 1
+    assert dict(cap_opened) == {k: v for k, v in model.cap_opened.items() if v}
+    alerts = [a for a in alerts if a.kind != "pool_cap"]
     open_low = {
         account_name(a.account) for a in alerts if not a.resolved_at and a.kind == "low_balance"
     }

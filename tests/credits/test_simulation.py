@@ -627,7 +627,8 @@ def perform_control(op: Op, *, company: Company, care) -> tuple:
 def test_money_controls_hold_under_concurrency():
     """Caps, recharge rules and thresholds change while usage, purchases, adjustments and
     toggles run in threads: the database equals the serial replay through the model
-    (recharges in the ledger, caps on the allowance rows, open and opened alerts), and
+    (recharges in the ledger, caps on the allowance rows, open and opened alerts, pool-cap
+    alerts per office and period included), and
     check_ledger (invariants 1–11) finds nothing."""
     seed = SEED + 2
     print(f"SIM_SEED={SEED} SIM_CONTROL_OPS={CONTROL_OPERATIONS} (this test uses SIM_SEED + 2)")
@@ -650,6 +651,8 @@ def test_money_controls_hold_under_concurrency():
     stats = replay(model, log)
     stats["recharges"] = sum(model.recharges.values())
     stats["alerts opened"] = sum(model.opened.values())
+    stats["pool-cap alerts opened"] = sum(model.cap_opened.values())
+    stats["pool-cap alerts open at the end"] = len(model.capped_out)
     print(f"controls simulation: {len(log)} operations in {THREADS} threads:", dict(stats))
     assert_matches_model(company, model)
     assert_controls_match_model(company, model)
@@ -659,3 +662,4 @@ def test_money_controls_hold_under_concurrency():
     # it exercised what it claims to
     assert stats["cap changes"] and stats["rule changes"] and stats["threshold changes"]
     assert stats["recharges"] > 0 and stats["alerts opened"] > 0 and stats["toggles"] > 0
+    assert stats["pool-cap alerts opened"] > 0
