@@ -288,9 +288,8 @@ class Checks(Checker):
             if not flag:
                 return f"{label}: {open_alerts} open pool-cap alerts, its row says none"
             over = latest is not None and period < latest
-            return (
-                f"{label}: {open_alerts} open pool-cap alerts, not {0 if over else 1}"
-                + (" (its period is over)" if over else "")
+            return f"{label}: {open_alerts} open pool-cap alerts, not {0 if over else 1}" + (
+                " (its period is over)" if over else ""
             )
 
         self.violations(sql, params, describe)

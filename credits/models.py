@@ -321,9 +321,7 @@ class Alert(models.Model):
                 name="alert_one_open_pool_cap_per_office_period",
             ),
             models.CheckConstraint(
-                condition=(
-                    Q(kind="pool_cap") & Q(office__isnull=False) & Q(period__isnull=False)
-                )
+                condition=(Q(kind="pool_cap") & Q(office__isnull=False) & Q(period__isnull=False))
                 | (~Q(kind="pool_cap") & Q(office__isnull=True) & Q(period__isnull=True)),
                 name="alert_office_period_only_for_pool_cap",
             ),

@@ -112,9 +112,9 @@ def alert_notify(alert_id: int) -> None:
             f"{alert.threshold:,.4f}."
         )
     elif alert.kind == AlertKind.POOL_CAP:
-        subject = f"Pool cap reached: {alert.office} in {alert.period:%B %Y}"
+        subject = f"Pool cap reached: {alert.office.name} in {alert.period:%B %Y}"
         detail = (
-            f"{alert.office} has drawn its pool cap of {alert.threshold:,.4f} credits for "
+            f"{alert.office.name} has drawn its pool cap of {alert.threshold:,.4f} credits for "
             f"{alert.period:%B %Y}, so its further usage goes uncovered although the pool "
             f"holds {alert.balance:,.4f} credits."
         )
@@ -136,7 +136,9 @@ def alert_notify(alert_id: int) -> None:
 
 def _advice(alert: Alert) -> str:
     if alert.kind == AlertKind.POOL_CAP:
-        return "A company admin can raise or remove the cap in the portal (Balance → Money controls)."
+        return (
+            "A company admin can raise or remove the cap in the portal (Balance → Money controls)."
+        )
     return "Add credits or set an auto-recharge rule in the portal (Balance → Money controls)."
 
 

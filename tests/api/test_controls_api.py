@@ -84,3 +84,35 @@ def test_the_schema_documents_the_controls(api):
     balance = schema["components"]["schemas"]["BalanceOut"]["properties"]
     for name in ("recharge_rules", "pool_caps", "open_alerts", "recharges_this_period"):
         assert name in balance
+
+
+def test_a_pool_cap_alert_shows_in_the_alert_list_and_the_balance(company, care, api, other_api):
+    # given: pooling on, 50 in the pool, austin capped at 3
+    pooling_set(company=company, enabled=True, actor=care, reason="test")
+    credits_purchase(company=company, amount="50", actor=care)
+    pool_cap_set(company=company, office=company.offices.get(slug="austin"), cap="3", actor=care)
+    # when: austin needs 5 beyond its allowance
+    events = [usage_event(f"e{i}", office="austin") for i in range(105)]
+    assert api.send_events(*events).status_code == 200
+    # then: one open pool-cap alert, in the list and in the balance's open alerts
+    alert = Alert.objects.get(company=company, kind="pool_cap")
+    expected = {
+        "id": alert.pk,
+        "kind": "pool_cap",
+        "balance": {"kind": "pool", "office": None},
+        "office": "austin",
+        "period": f"{alert.period:%Y-%m}",
+        "threshold": "3.0000",
+        "balance_at_open": "47.0000",
+        "opened_at": alert.opened_at.isoformat(),
+        "resolved_at": None,
+    }
+    assert api.get("/api/v1/alerts?state=open").json()["alerts"] == [expected]
+    assert api.get("/api/v1/balance").json()["open_alerts"] == [expected]
+    assert other_api.get("/api/v1/alerts").json()["alerts"] == []
+    # and once the cap is raised it is resolved: listed, no longer open
+    pool_cap_set(company=company, office=company.offices.get(slug="austin"), cap="9", actor=care)
+    assert api.get("/api/v1/alerts?state=open").json()["alerts"] == []
+    (listed,) = api.get("/api/v1/alerts").json()["alerts"]
+    assert listed["resolved_at"] is not None and listed["office"] == "austin"
+    assert api.get("/api/v1/balance").json()["open_alerts"] == []

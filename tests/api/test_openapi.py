@@ -54,6 +54,9 @@ def test_the_openapi_schema_is_served_without_a_key_and_is_valid():
     post = paths["/api/v1/usage-events"]["post"]
     assert {"200", "400", "401", "413", "415", "422"} <= set(post["responses"])
     assert post["security"] == [{"ApiKeyAuth": []}]
+    alert = schema["components"]["schemas"]["AlertOut"]
+    assert {"office", "period"} <= set(alert["required"])
+    assert "pool_cap" in alert["properties"]["kind"]["description"]
     assert schema["components"]["securitySchemes"]["ApiKeyAuth"] == {
         "type": "http",
         "scheme": "bearer",
