@@ -208,13 +208,20 @@ class AlertAdmin(ReadOnlyAdmin):
         "__str__",
         "company",
         "kind",
+        "office",
+        "period",
         "threshold",
         "balance",
         "opened_at",
         "resolved_at",
     )
     list_filter = ("kind", "company")
-    list_select_related = ("company", "account__office", "account__company")
+    list_select_related = (
+        "company",
+        "account__office",
+        "account__company",
+        "office__company",
+    )
     inlines = [WebhookAttemptInline]
 
 
