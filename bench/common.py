@@ -181,6 +181,9 @@ def company_drop(slug_prefix: str) -> int:
         if not ids:
             return 0
         cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute("SELECT to_regclass('usage_usagekey') IS NOT NULL")
+        if cur.fetchone()[0]:  # the guard table of issue 15, whether or not it has a key
+            cur.execute("DELETE FROM usage_usagekey WHERE company_id = ANY(%s)", [ids])
         for table in (
             "usage_usagerecord",
             "usage_usageday",

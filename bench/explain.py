@@ -17,8 +17,14 @@ from bench.history import HISTORY_SQL, PER_PAGE, _scenarios
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.explain")
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument(
+        "--size", choices=("1m", "10m"), default="1m",
+        help="10m: the 2M-record company of the 10M dataset (python -m bench --size 10m)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     name = "history" if args.records == 1_000_000 else f"history-{args.records}"
+    if args.size == "10m":
+        name = "scale10m"
     with raw_connect(autocommit=True) as conn:
         row = conn.execute("SELECT company_id FROM bench_dataset WHERE name = %s", [name])
         found = row.fetchone()

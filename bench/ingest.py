@@ -585,7 +585,8 @@ def batch_benchmarks(config: dict) -> list[Result]:
         )
     ]  # fmt: skip
     if config["http"]:
-        name, target = "batch ingest, HTTP API", "≥ 10,000 ev/s and ≥ 25% of raw"
+        floor = config.get("http_target", 10_000)
+        name, target = "batch ingest, HTTP API", f"≥ {floor:,} ev/s and ≥ 25% of raw"
         if http_error is not None:
             results.append(_unavailable(name, http_error, target, "ev/s"))
         else:
@@ -597,7 +598,7 @@ def batch_benchmarks(config: dict) -> list[Result]:
             results.append(
                 Result(
                     name, measured, "ev/s", baseline, target=target,
-                    passed=measured is not None and measured >= max(10_000, 0.25 * baseline),
+                    passed=measured is not None and measured >= max(floor, 0.25 * baseline),
                     details={"seconds": seconds["http"], "workers": config["workers"],
                              "clients": clients, "rounds": len(turns),
                              "errors": errors["http"][:5]},
@@ -605,8 +606,33 @@ def batch_benchmarks(config: dict) -> list[Result]:
                     + (f"; errors: {errors['http'][0]}" if errors["http"] else ""),
                 )
             )  # fmt: skip
+    checked = [svc_company] + ([http_company] if config["http"] and http_error is None else [])
+    results.append(ledger_result("check_ledger after batch ingestion", checked))
     company_drop(PREFIX)
     return results
+
+
+def ledger_result(name: str, companies) -> Result:
+    """`manage.py check_ledger --company …` on the companies the service and the API
+    charged (the raw-SQL baseline is not the product: it keeps no day rollups)."""
+    from bench.dataset import ledger_violations, steady_state
+
+    # Statistics first (what autovacuum does, later): with the ones from before the
+    # ingestion the planner expects no rows of these companies, and check_ledger's
+    # per-day rollup comparison runs as a nested loop per record (minutes, not seconds).
+    steady_state()
+    started = time.perf_counter()
+    violations = ledger_violations([c.pk for c in companies])
+    seconds = time.perf_counter() - started
+    slugs = ", ".join(c.slug for c in companies)
+    print(f"  {name} ({slugs}): {len(violations)} violation(s), {seconds:.1f} s", flush=True)
+    for line in violations[:10]:
+        print(f"    {line}", flush=True)
+    return Result(
+        name, len(violations), "violations", target="0 violations", passed=not violations,
+        details={"companies": slugs, "violations": violations[:20], "seconds": seconds},
+        note=violations[0][:200] if violations else f"clean: {slugs}",
+    )  # fmt: skip
 
 
 def _controls_configure(company) -> None:
@@ -663,8 +689,10 @@ def controls_benchmarks(config: dict) -> list[Result]:
     measured = rate if not errors["controls"] else None
     print(f"  without controls: {baseline:,.0f} events/s; with: {rate:,.0f} events/s "
           f"({rate / baseline:.0%})", flush=True)  # fmt: skip
+    checked = ledger_result("check_ledger after controls ingestion", [plain, controlled])
     company_drop(PREFIX)
     return [
+        checked,
         Result(
             f"batch ingest with money controls ({clients} processes)", measured, "ev/s",
             baseline, target="≥ 90% of the same without",

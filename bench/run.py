@@ -1,5 +1,10 @@
-"""The one entry point: `python -m bench [--quick] [--only SECTIONS]`, sections among
-ingest,single,history,balance,statements.
+"""The one entry point: `python -m bench [--quick | --size 10m] [--only SECTIONS]`,
+sections among ingest,single,history,balance,statements.
+
+`--size 10m` (or BENCH_SIZE=10m) first makes sure the 10M-record dataset is stored
+(bench/dataset.py SCALE_10M), then runs ingest,history,balance by default with the
+targets of issue 15: the history pages and export read its 2M-record company, batch
+ingestion runs with the 10M records stored and must reach 20,000 events/s over HTTP.
 
 Needs DATABASE_URL (PostgreSQL; the database is created and migrated if missing). Prints
 benchmark | measured | baseline | ratio | target | PASS/FAIL and writes the same as JSON
@@ -50,6 +55,10 @@ QUICK = {
     "statement_records": 50_000,
     "statement_offices": 50,
 }
+
+SIZES = ("1m", "10m")
+SECTIONS_10M = ("ingest", "history", "balance")
+SIZE_10M = {**FULL, "http_target": 20_000, "dataset_processes": 2}
 
 
 def _setup_django() -> None:
@@ -125,18 +134,30 @@ def print_table(results) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small smoke run (CI)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default=os.environ.get("BENCH_SIZE", "1m"),
+        help="stored usage records: 1m (default) or 10m (issue 15 targets); env BENCH_SIZE",
+    )
+    parser.add_argument("--only", default=None, help="comma-separated sections")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers")
     parser.add_argument("--no-http", action="store_true", help="skip the gunicorn measurements")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a target is missed"
     )
     args = parser.parse_args(argv)
-    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.size not in SIZES:
+        parser.error(f"unknown size {args.size!r} (BENCH_SIZE): one of {', '.join(SIZES)}")
+    if args.quick and args.size != "1m":
+        parser.error("--quick is the small smoke run: not with --size 10m")
+    default = SECTIONS_10M if args.size == "10m" else SECTIONS
+    sections = [s.strip() for s in (args.only or ",".join(default)).split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    config = dict(QUICK if args.quick else FULL)
+    config = dict(QUICK if args.quick else SIZE_10M if args.size == "10m" else FULL)
+    config["size"] = args.size
     config["http"] = not args.no_http
     config["workers"] = args.workers or (2 * (os.cpu_count() or 1))
 
@@ -145,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench import history, ingest, statements
 
     print(
-        f"bench: {'quick' if args.quick else 'full'} run, sections {', '.join(sections)}, "
-        f"{os.cpu_count()} cores, database {os.environ['DATABASE_URL'].rsplit('/', 1)[-1]}",
+        f"bench: {'quick' if args.quick else 'full'} run, {args.size} records, sections "
+        f"{', '.join(sections)}, {os.cpu_count()} cores, "
+        f"database {os.environ['DATABASE_URL'].rsplit('/', 1)[-1]}",
         flush=True,
     )
     results = []
+    if args.size == "10m":
+        results.append(_dataset_result(history.history_dataset(config)))
     if "ingest" in sections:
         results += ingest.batch_benchmarks(config)
         results += ingest.controls_benchmarks(config)
@@ -175,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "when": stamp,
                 "mode": "quick" if args.quick else "full",
+                "size": args.size,
                 "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
                 "config": config,
                 "seconds": round(elapsed, 1),
@@ -186,3 +211,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"written {path}")
     return 1 if (args.strict and failed) else 0
+
+
+def _dataset_result(dataset):
+    """The 10M dataset as a line of the table: records stored, generation time, disk."""
+    from bench.common import Result, raw_connect
+
+    with raw_connect() as conn:
+        size = conn.execute(
+            "SELECT pg_database_size(current_database()), "
+            "COALESCE((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+            "WHERE c.relkind IN ('r', 'p') AND (c.relname = 'usage_usagerecord' "
+            "OR i.inhparent = 'usage_usagerecord'::regclass)), 0)"
+        ).fetchone()
+    gib = 1024**3
+    how = "reused" if dataset.reused else f"generated in {dataset.seconds / 60:.1f} min"
+    note = (f"{dataset.companies} companies, {how}; usage table {size[1] / gib:.1f} GiB with "
+            f"indexes, database {size[0] / gib:.1f} GiB")  # fmt: skip
+    print(f"  dataset: {dataset.total_records:,} records, {note}", flush=True)
+    return Result(
+        "dataset (10M usage records)", float(dataset.total_records), "records",
+        target="10,000,000 records, check_ledger clean", passed=dataset.total_records >= 10**7,
+        details={"seconds": dataset.seconds, "reused": dataset.reused,
+                 "timings": dataset.timings, "database_bytes": size[0],
+                 "usage_table_bytes": size[1]},
+        note=note,
+    )  # fmt: skip
