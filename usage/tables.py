@@ -19,6 +19,8 @@ SPLIT_LABELS = (
 
 
 class UsageTable(tables.Table):
+    # Every sort ends with the id: rows that tie (the same cost, office…) keep one order
+    # from page to page, so paging never repeats or skips one.
     # data-label: phones show each row as a card of label/value lines.
     occurred_at = tables.Column(
         verbose_name="Time",
@@ -28,19 +30,19 @@ class UsageTable(tables.Table):
     office = tables.Column(
         accessor="office__name",
         verbose_name="Office",
-        order_by="office__name",
+        order_by=("office__name", "id"),
         attrs={"td": {"data-label": "Office"}},
     )
     service = tables.Column(
         accessor="service__name",
         verbose_name="Service",
-        order_by="service__name",
+        order_by=("service__name", "id"),
         attrs={"td": {"data-label": "Service"}},
     )
     user = tables.Column(
         accessor="user_label",
         verbose_name="User / number",
-        order_by=("user_label", "phone_number"),
+        order_by=("user_label", "phone_number", "id"),
         empty_values=(),
         attrs={"td": {"data-label": "User / number"}},
     )
@@ -52,6 +54,7 @@ class UsageTable(tables.Table):
     )
     cost = tables.Column(
         verbose_name="Cost",
+        order_by=("cost", "id"),
         attrs={"td": {"class": "num money", "data-label": "Cost"}, "th": {"class": "num"}},
     )
     split = tables.Column(

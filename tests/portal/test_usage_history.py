@@ -211,3 +211,49 @@ def test_this_month_export_link(client, acme, acme_admin):
     period = billing_period(acme)
     html = client.get("/usage/").content.decode()
     assert f"/usage/export.csv?date_from={period.start}&amp;date_to={period.end}" in html
+
+
+@pytest.mark.parametrize("sort", ["", "&sort=cost", "&sort=-office"])
+@pytest.mark.parametrize("who", ["acme_admin", "austin_admin"])
+def test_far_pages_read_in_two_steps_show_the_same_rows(
+    client, acme, offices, request, monkeypatch, sort, who
+):
+    # given: 60 events over two offices and two months, and far pages starting at row 25
+    usage_ingest(
+        company=acme,
+        events=[
+            event(
+                f"far-{i}",
+                office="austin" if i % 3 else "berlin",
+                quantity=str(1 + i % 7),
+                occurred_at=recent(i * 900),
+            )
+            for i in range(60)
+        ],
+    )
+    login(client, request.getfixturevalue(who))
+
+    def pages() -> list[str]:
+        found, page = [], 1
+        while True:
+            html = client.get(f"/usage/?page={page}{sort}").content.decode()
+            found.append(html[html.index("<tbody") : html.index("</tbody>")])
+            if 'rel="next"' not in html:
+                return found
+            page += 1
+
+    one_query = pages()
+    monkeypatch.setattr("usage.selectors.DEFERRED_FROM", 25)
+    with CaptureQueriesContext(connection) as ctx:
+        two_steps = pages()
+    # then: page for page the same rows, in the same order, and the far pages were read
+    # key first (the time index alone), then the rows by key
+    assert two_steps == one_query and len(one_query) >= 2
+    keys_first = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith(
+            'SELECT "usage_usagerecord"."id" AS "pk", "usage_usagerecord"."occurred_at" AS '
+        )
+    ]
+    assert len(keys_first) == len(one_query) - 1
