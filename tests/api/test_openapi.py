@@ -97,8 +97,18 @@ def metadata_of_bytes(size: int) -> dict:
     return {"b": "x" * filler}
 
 
-def from_now(seconds: int) -> str:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat()
+class FromNow:
+    """A moment `seconds` from when the test runs (not from when this module was
+    imported: a slow run would otherwise move "just outside" inside)."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.seconds)).isoformat()
+
+    def __repr__(self) -> str:
+        return f"FromNow({self.seconds})"
 
 
 # (limit, field, just inside, just outside, how the schema states it): "keyword" rows are
@@ -153,8 +163,8 @@ EVENT_LIMITS = [
     (
         "occurred_at latest",
         "occurred_at",
-        from_now(SECONDS_AHEAD - 60),
-        from_now(SECONDS_AHEAD + 60),
+        FromNow(SECONDS_AHEAD - 60),
+        FromNow(SECONDS_AHEAD + 60),
         "described",
     ),
     ("user length", "user", "u" * USER_MAX, "u" * (USER_MAX + 1), "keyword"),
@@ -215,6 +225,7 @@ def test_each_event_limit_is_published_and_enforced_on_both_sides(
     published, api, long_names, field, inside, outside, stated
 ):
     # given: the same event with the field just inside and just outside the limit
+    inside, outside = (str(v) if isinstance(v, FromNow) else v for v in (inside, outside))
     good = usage_event(f"in-{field}", **{field: inside})
     bad = usage_event(f"out-{field}", **{field: outside})
     # when
