@@ -181,8 +181,11 @@ def company_drop(slug_prefix: str) -> int:
         if not ids:
             return 0
         cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute("SELECT to_regclass('usage_usagekey') IS NOT NULL")
+        guard = ("usage_usagekey",) if cur.fetchone()[0] else ()
         for table in (
             "usage_usagerecord",
+            *guard,
             "usage_usageday",
             "credits_ledgerentry",
             "credits_poolingchange",

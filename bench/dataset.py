@@ -249,6 +249,16 @@ def _generate(company, *, offices: int, records: int, start, end, months: int = 
 
         with cur.copy(f"COPY usage_usagerecord ({USAGE_COLUMNS}) FROM STDIN") as copy:
             copy.write(usage.getvalue())
+        # The guard of "an id is charged once per company" (usage.UsageKey), when the
+        # schema has it: one row per record.
+        cur.execute("SELECT to_regclass('usage_usagekey') IS NOT NULL")
+        if cur.fetchone()[0]:
+            cur.execute(
+                "INSERT INTO usage_usagekey (company_id, external_id, record_id, occurred_at) "
+                "SELECT company_id, external_id, id, occurred_at FROM usage_usagerecord "
+                "WHERE company_id = %s",
+                [company.pk],
+            )
         with cur.copy(
             "COPY credits_ledgerentry (account_id, company_id, entry_type, amount, "
             "balance_after, reference, idempotency_key, usage_batch, memo, created_at) "
