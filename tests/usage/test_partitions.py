@@ -17,7 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from core.checks import ledger_violations
 from core.errors import ValidationFailed
-from tests.factories import event
+from tests.factories import company_factory, event
 from usage.models import UsageKey, UsageRecord
 from usage.partitions import (
     ARCHIVE_SCHEMA,
@@ -71,6 +71,7 @@ def relkind() -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_migration_converts_a_table_with_rows_and_fills_the_guard(company):
+    other = company_factory(slug="other")
     # given: records charged now, 14 months ago and 40 months ago (outside the default
     # window of partitions), then the schema taken back to before the partitioning
     usage_ingest(
@@ -84,11 +85,21 @@ def test_migration_converts_a_table_with_rows_and_fills_the_guard(company):
     executor = MigrationExecutor(connection)
     executor.migrate([BEFORE])
     assert relkind() == "r"  # a plain table again, rows kept
+    with connection.cursor() as cursor:  # the previous state's unique key is back
+        cursor.execute(
+            "SELECT 1 FROM pg_constraint WHERE conname = 'usage_external_id_once_per_company'"
+        )
+        assert cursor.fetchone() is not None
+        cursor.execute("SELECT to_regclass('usage_usagekey')")
+        assert cursor.fetchone()[0] is None
+    # a row written through the previous state's model (and its id sequence), for another
+    # company: never charged, so only its id and guard are checked below
     old_state = MigrationExecutor(connection).loader.project_state([BEFORE]).apps
     OldRecord = old_state.get_model("usage", "UsageRecord")
     template = OldRecord.objects.get(external_id="now-1")
     template.pk, template.external_id = None, "made-before-1"
-    template.save()  # a row written in the previous state, with its sequence
+    template.company_id, template.office_id = other.pk, other.offices.get(slug="hq").pk
+    template.save()
     before = rows()
     assert len(before) == 4
     # when
@@ -121,9 +132,11 @@ def test_migration_converts_a_table_with_rows_and_fills_the_guard(company):
         assert result[1].record.pk == next(
             pk for pk, r in before.items() if r["external_id"] == "old-1"
         )
-        # The row copied in the old state was never charged (no allowance, rollup or
-        # ledger effect), so only the checks of §6.4 (ids and their guard rows) apply.
-        assert [v for v in ledger_violations() if "§6.4" in v] == []
+        # every invariant holds for the charged company; the other company's hand-made
+        # row was never charged (no allowance, rollup or ledger effect), so there only
+        # the checks of §6.4 (ids and their guard rows) apply
+        assert ledger_violations([company.pk]) == []
+        assert [v for v in ledger_violations([other.pk]) if "§6.4" in v] == []
     finally:
         MigrationExecutor(connection).migrate([AFTER])  # whatever happened, leave it migrated
 
