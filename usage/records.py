@@ -294,12 +294,14 @@ class SqlWriter(_Writer):
         with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write("".join(lines))
-            # The batch's guard rows and day rollups in one statement, from its rows.
+            # The batch's guard rows and day rollups in one statement, from its rows
+            # (found by the batch's index in the months the batch spans).
+            moments = [c.event.occurred_at for c in self.charges]
             sql = (
-                f"WITH new AS (SELECT * FROM {table} WHERE batch = %s), "  # noqa: S608
-                f"{_KEYS_SQL} " + _days_sql("FROM new r")
+                f"WITH new AS (SELECT * FROM {table} WHERE batch = %s "  # noqa: S608
+                f"AND occurred_at BETWEEN %s AND %s), {_KEYS_SQL} " + _days_sql("FROM new r")
             )
-            cursor.execute(sql, [self.batch.batch, tz, tz])
+            cursor.execute(sql, [self.batch.batch, min(moments), max(moments), tz, tz])
 
 
 # The guard rows (UsageKey) of the records of CTE `new`; a racing batch with one of
