@@ -62,8 +62,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{verb} {done.name} ({done.rows:,} rows) → {where}")
         if stray:
             self.stdout.write(
-                f"{stray:,} row(s) before {before:%Y-%m} are in the DEFAULT partition and stay "
-                "live: run usage_partitions --from <their month> first to give them a partition."
+                f"{stray:,} row(s) before {before:%Y-%m} are in the DEFAULT partition: they "
+                "stay live (a month never archived gets a partition from usage_partitions "
+                "--from, which moves them there)."
             )
         if partitions and not apply:
             self.stdout.write("Dry run: nothing changed. Add --apply to do it.")
