@@ -262,9 +262,14 @@ class RawIngest:
                 [list({e["service"] for e in events})],
             )
             services = {code: (pk, rate, kind) for code, pk, rate, kind in cur.fetchall()}
+            # The charged ids: from the guard table (usage_usagekey) where the schema has
+            # one, as the service does; else from the records' unique key.
+            cur.execute("SELECT to_regclass('usage_usagekey') IS NOT NULL")
+            guard = cur.fetchone()[0]
             cur.execute(
-                "SELECT external_id FROM usage_usagerecord "
-                "WHERE company_id = %s AND external_id = ANY(%s)",
+                "SELECT external_id FROM "
+                + ("usage_usagekey" if guard else "usage_usagerecord")
+                + " WHERE company_id = %s AND external_id = ANY(%s)",
                 [cid, [e["id"] for e in events]],
             )
             seen = {r[0] for r in cur.fetchall()}
@@ -357,6 +362,13 @@ class RawIngest:
                 "created_by_id, created_at) FROM STDIN"
             ) as copy:
                 copy.write(out.getvalue())
+            if guard:
+                cur.execute(
+                    "INSERT INTO usage_usagekey (company_id, external_id, record_id, "
+                    "occurred_at) SELECT company_id, external_id, id, occurred_at "
+                    "FROM usage_usagerecord WHERE batch = %s",
+                    [batch],
+                )
             for pk, balance in accounts.values():
                 if drawn[pk]:
                     cur.execute(

@@ -67,6 +67,13 @@ SELECT %(company)s, office_id, %(service)s, 'ev-' || g, 'standard', 1, 1, 1,
 FROM r ORDER BY g
 """
 
+# The guard of §6.4 (usage.UsageKey): one row per record.
+KEYS = """
+INSERT INTO usage_usagekey (company_id, external_id, record_id, occurred_at)
+SELECT company_id, external_id, id, occurred_at FROM usage_usagerecord
+WHERE company_id = %(company)s
+"""
+
 ALLOWANCES = """
 INSERT INTO credits_allowance (office_id, company_id, kind, period, included, used, cost_total,
     pool_drawn, wallet_drawn, ai_drawn, uncovered, events)
@@ -134,7 +141,7 @@ def main() -> None:
         "wallet": WALLET,
     }
     with transaction.atomic(), connection.cursor() as cursor:
-        for sql in (GENERATE, ALLOWANCES, ENTRIES, BALANCES):
+        for sql in (GENERATE, KEYS, ALLOWANCES, ENTRIES, BALANCES):
             cursor.execute(sql, params)
         cursor.execute("ANALYZE")
     print(

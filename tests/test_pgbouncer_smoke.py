@@ -33,7 +33,8 @@ import requests
 pytestmark = pytest.mark.pgbouncer
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "ucp_pgbouncer_smoke"
+# Its own database on the upstream server; helpers sharing a server give each run its own.
+DB_NAME = os.environ.get("UCP_PGBOUNCER_TEST_DB", "ucp_pgbouncer_smoke")
 PASSWORD = "demo-pass-2026"  # seed_demo's
 GUNICORN_THREADS = 2 * 4  # workers × threads, more than the pool's server connections
 

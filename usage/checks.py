@@ -10,20 +10,30 @@ from django.db import connection
 
 from core.checks import Checker, _amount, _ne
 from credits.checks import T as CREDITS_TABLES
-from usage.models import UsageDay, UsageRecord
+from usage.models import UsageDay, UsageKey, UsageRecord
+from usage.partitions import record_source
 from usage.rollups import SUMMED, funded_sql
 
 T = {
     **CREDITS_TABLES,
     "record": UsageRecord._meta.db_table,
     "day": UsageDay._meta.db_table,
+    "key": UsageKey._meta.db_table,
 }
 
 
 class Checks(Checker):
     counts = {"usage records": (T["record"], "company_id")}
     append_only = [T["record"]]
-    checks = ("records", "usage_entries", "allowances", "usage_days", "external_ids")
+    checks = ("records", "usage_entries", "allowances", "usage_days", "external_ids", "keys")
+
+    def run(self) -> None:
+        # Every record, live or archived by `usage_retention` (usage/partitions.py): the
+        # ledger, allowance and day rollups of archived months still add up to them.
+        self.R = record_source()
+        if T["record"] != self.R:
+            self.counts = {"usage records": (f"{self.R} AS every_record", "company_id")}
+        super().run()
 
     # -- §6.2, §6.6, §6.7 per usage record -------------------------------------------------
     def records(self) -> None:
@@ -80,7 +90,7 @@ class Checks(Checker):
         any_rule = " OR ".join(f"({cond})" for _, _, cond in rules)
         sql = f"""
             SELECT r.id, c.slug, r.external_id, {flags}
-            FROM {T["record"]} r
+            FROM {self.R} r
             JOIN {T["company"]} c ON c.id = r.company_id
             JOIN {T["office"]} o ON o.id = r.office_id
             LEFT JOIN {T["account"]} fa ON fa.id = r.funding_account_id
@@ -104,7 +114,7 @@ class Checks(Checker):
             WITH drawn AS (
                 SELECT r.batch, r.funding_account_id AS account_id,
                        SUM(r.pool_part + r.wallet_part + r.ai_part) AS drawn
-                FROM {T["record"]} r
+                FROM {self.R} r
                 WHERE r.funding_account_id IS NOT NULL{rwhere}
                 GROUP BY r.batch, r.funding_account_id
             ), posted AS (
@@ -151,7 +161,7 @@ class Checks(Checker):
         sql = f"""
             WITH sums AS (
                 SELECT r.office_id, r.credit_kind AS kind, r.period, {aggregates}
-                FROM {T["record"]} r WHERE 1 = 1{rwhere}
+                FROM {self.R} r WHERE 1 = 1{rwhere}
                 GROUP BY r.office_id, r.credit_kind, r.period
             ), a AS (
                 SELECT al.* FROM {T["allowance"]} al WHERE 1 = 1{awhere}
@@ -209,7 +219,7 @@ class Checks(Checker):
             same_zone = f"NOT EXISTS ({zones} AND x.tz <> c.billing_timezone)"
             r_when = "(r.occurred_at AT TIME ZONE c.billing_timezone)::date"
             d_when = "d.day"
-            r_from = f"{T['record']} r JOIN {T['company']} c ON c.id = r.company_id"
+            r_from = f"{self.R} r JOIN {T['company']} c ON c.id = r.company_id"
             d_from = f"{T['day']} d JOIN {T['company']} c ON c.id = d.company_id"
             r_only, d_only = f" AND {same_zone}", f" AND {same_zone}"
             what = "day"
@@ -219,7 +229,7 @@ class Checks(Checker):
                 d_when = "CAST(date_trunc('month', d.day) AS date)"
             else:
                 d_when = "DATE(d.day, 'start of month')"
-            r_from, d_from = f"{T['record']} r", f"{T['day']} d"
+            r_from, d_from = f"{self.R} r", f"{T['day']} d"
             r_only = d_only = ""
             what = "period"
         keys = "office_id, service_id, credit_kind, moment, funded"
@@ -264,7 +274,7 @@ class Checks(Checker):
     def external_ids(self) -> None:
         where, params = self.scope("r.company_id")
         sql = f"""
-            SELECT r.company_id, r.external_id, COUNT(*) FROM {T["record"]} r
+            SELECT r.company_id, r.external_id, COUNT(*) FROM {self.R} r
             WHERE 1 = 1{where}
             GROUP BY r.company_id, r.external_id HAVING COUNT(*) > 1
             ORDER BY 1, 2
@@ -274,5 +284,33 @@ class Checks(Checker):
             params,
             lambda company_id, ext, n: (
                 f"§6.4 company {company_id}: event id {ext!r} was charged {n} times"
+            ),
+        )
+
+    def keys(self) -> None:
+        """The guard of §6.4 (UsageKey) holds exactly one row per record: same company,
+        id, record and moment. A full outer join, so the plan is a hash or merge join
+        whatever the statistics say (a nested loop over fresh, unanalysed rows took
+        minutes)."""
+        rwhere, rparams = self.scope("r.company_id")
+        kwhere, kparams = self.scope("k.company_id")
+        sql = f"""
+            SELECT COALESCE(r.company_id, k.company_id), COALESCE(r.external_id, k.external_id),
+                   COALESCE(r.id, k.record_id),
+                   CASE WHEN k.record_id IS NULL THEN 'has no guard row' ELSE 'has no record' END
+            FROM (SELECT r.company_id, r.external_id, r.id, r.occurred_at
+                  FROM {self.R} r WHERE 1 = 1{rwhere}) r
+            FULL OUTER JOIN (SELECT k.company_id, k.external_id, k.record_id, k.occurred_at
+                             FROM {T["key"]} k WHERE 1 = 1{kwhere}) k
+                 ON k.company_id = r.company_id AND k.external_id = r.external_id
+                    AND k.record_id = r.id AND k.occurred_at = r.occurred_at
+            WHERE r.id IS NULL OR k.record_id IS NULL
+            ORDER BY 1, 2
+        """  # noqa: S608
+        self.violations(
+            sql,
+            rparams + kparams,
+            lambda company_id, ext, pk, what: (
+                f"§6.4 company {company_id}: the guard row of event id {ext!r} (record {pk}) {what}"
             ),
         )

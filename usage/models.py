@@ -45,14 +45,35 @@ class UsageRecord(ImmutableModel):
     """One charged usage event and exactly how its cost was funded (SPEC §3)."""
 
     # No single-column indexes on company/office: the composite indexes below start with
-    # them, and every index is paid for on each ingested event.
+    # them, and every index is paid for on each ingested event. No foreign-key constraints
+    # on company, office, service and funding account (db_constraint=False): the write path
+    # writes only ids it has just read in the same transaction (the company row share-locked,
+    # the office and service validated, the funding account locked FOR UPDATE), and each
+    # constraint cost a lookup per row and key on every insert (docs/scaling.md, "The hot
+    # table's indexes and keys"). PROTECT still refuses deleting a referenced row in Django.
     company = models.ForeignKey(
-        Company, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Company,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     office = models.ForeignKey(
-        Office, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Office,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="usage_records")
+    # Not indexed: only a service's deletion would read it (services are deactivated,
+    # never deleted); history's service filter walks the company/office time indexes.
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
+    )
     external_id = models.CharField(max_length=200)
     credit_kind = models.CharField(max_length=10, choices=CreditKind.choices)
     quantity = credits_field()
@@ -75,6 +96,7 @@ class UsageRecord(ImmutableModel):
         blank=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     funding_balance_after = credits_field(null=True, blank=True)
     user_label = models.CharField(max_length=200, blank=True, default="")
@@ -95,10 +117,10 @@ class UsageRecord(ImmutableModel):
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
+        # "An id is charged once per company" (SPEC §6.4) is kept by UsageKey: on
+        # PostgreSQL this table is partitioned by month on occurred_at (usage/partitions.py),
+        # and a unique index of a partitioned table must contain the partition key.
         constraints = [
-            models.UniqueConstraint(
-                fields=["company", "external_id"], name="usage_external_id_once_per_company"
-            ),
             models.CheckConstraint(
                 condition=Q(allowance_part__gte=0)
                 & Q(pool_part__gte=0)
@@ -160,10 +182,39 @@ class UsageRecord(ImmutableModel):
                 ],
                 name="usage_company_label",
             ),
+            # On PostgreSQL also (migration 0010): a BRIN index on created_at, for the
+            # what-if replay (a period's records by the moment they were charged).
         ]
 
     def __str__(self) -> str:
         return f"{self.external_id}: {self.quantity} × {self.service.name} = {self.cost} credits"
+
+
+class UsageKey(models.Model):
+    """The guard of "an external id is charged once per company" (SPEC §6.4): one row per
+    usage record, written in the charging transaction with it. Unpartitioned (the usage
+    records are partitioned by month on PostgreSQL, and a unique index there would have to
+    include the month); also where a re-sent id finds its record (record_id, occurred_at:
+    the record's primary key on PostgreSQL)."""
+
+    # Not a constraint: written with the record, from the company row share-locked in the
+    # same transaction (see UsageRecord.company).
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    external_id = models.CharField(max_length=200)
+    record_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "external_id"], name="usage_key_once_per_company"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.external_id} → {self.record_id}"
 
 
 # Bits of UsageDay.funded: which parts of a record's split are non-zero.

@@ -29,7 +29,7 @@ from core.db import POSTGRESQL
 from credits.charging import PARTS, Draw
 from offices.models import Office
 from usage.events import UsageEvent
-from usage.models import Service, UsageRecord
+from usage.models import Service, UsageKey, UsageRecord
 from usage.rollups import usage_days_add, usage_days_add_sql
 
 PREPARED, DRAWN = "prepared", "drawn"
@@ -224,6 +224,16 @@ class OrmWriter(_Writer):
         UsageRecord.objects.bulk_create(self.built)
         for c, record in zip(self.charges, self.built, strict=True):
             c.pk = record.pk
+        # The guard of §6.4: a racing batch with one of these ids fails here.
+        UsageKey.objects.bulk_create(
+            UsageKey(
+                company_id=r.company_id,
+                external_id=r.external_id,
+                record_id=r.pk,
+                occurred_at=r.occurred_at,
+            )
+            for r in self.built
+        )
         usage_days_add(self.built, self.company.tz)
 
     def records(self) -> dict[str, UsageRecord]:
@@ -265,11 +275,11 @@ class SqlWriter(_Writer):
             for prepared, c in zip(self.prepared, self.charges, strict=True):
                 params += prepared
                 params += DRAWN_SHAPE.sql_params(c)
-            # The records and their day rollups in one statement.
+            # The records, their guard rows and day rollups in one statement.
             sql = (
                 f"WITH new AS (INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
                 + ", ".join([row] * len(self.prepared))
-                + " RETURNING *) "
+                + f" RETURNING *), {_KEYS_SQL} "
                 + _days_sql("FROM new r")
             )
             with connection.cursor() as cursor:
@@ -284,8 +294,23 @@ class SqlWriter(_Writer):
         with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write("".join(lines))
-            sql = _days_sql(f"FROM {table} r WHERE r.batch = %s")
-            cursor.execute(sql, [tz, tz, self.batch.batch])
+            # The batch's guard rows and day rollups in one statement, from its rows
+            # (found by the batch's index in the months the batch spans).
+            moments = [c.event.occurred_at for c in self.charges]
+            sql = (
+                f"WITH new AS (SELECT * FROM {table} WHERE batch = %s "  # noqa: S608
+                f"AND occurred_at BETWEEN %s AND %s), {_KEYS_SQL} " + _days_sql("FROM new r")
+            )
+            cursor.execute(sql, [self.batch.batch, min(moments), max(moments), tz, tz])
+
+
+# The guard rows (UsageKey) of the records of CTE `new`; a racing batch with one of
+# these ids fails on its unique key (and the retry finds the id charged).
+_KEYS_SQL = (
+    f"keys AS (INSERT INTO {UsageKey._meta.db_table} "  # noqa: S608
+    "(company_id, external_id, record_id, occurred_at) "
+    "SELECT company_id, external_id, id, occurred_at FROM new)"
+)
 
 
 def _days_sql(source: str) -> str:

@@ -23,7 +23,7 @@ from credits.charging import ChargingSession
 from credits.periods import period_of
 from offices.models import Company, Office
 from usage.events import UsageEvent, events_parse
-from usage.models import Service, UsageRecord
+from usage.models import Service, UsageKey, UsageRecord
 from usage.records import Charge, batch_for, writer_for
 
 
@@ -150,25 +150,59 @@ def usage_ingest(
     ]
 
 
-CHARGED_IDS_SQL = (
-    f"SELECT external_id FROM {UsageRecord._meta.db_table} "  # noqa: S608
+CHARGED_SQL = (
+    f"SELECT external_id, record_id, occurred_at FROM {UsageKey._meta.db_table} "  # noqa: S608
     "WHERE company_id = %s AND external_id = ANY(%s)"
 )
 
 
-def _charged_ids(company: Company, ids: list[str]) -> list[str]:
-    """Which of `ids` this company was charged for already. Read before the locks: a
-    batch racing ours with the same id fails our insert on the unique key, and the retry
-    then finds it here."""
+def _charged(company: Company, ids: list[str]) -> list[tuple[str, int, dt.datetime]]:
+    """(external id, record pk, occurred_at) of those of `ids` this company was charged
+    for already, from the guard table (UsageKey). Read before the locks: a batch racing
+    ours with the same id fails our insert on the guard's unique key, and the retry then
+    finds it here."""
     if dialect() == POSTGRESQL:
         with connection.cursor() as cursor:
-            cursor.execute(CHARGED_IDS_SQL, [company.pk, ids])
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(CHARGED_SQL, [company.pk, ids])
+            return cursor.fetchall()
     return list(
-        UsageRecord.objects.filter(company=company, external_id__in=ids)
+        UsageKey.objects.filter(company=company, external_id__in=ids)
         .order_by()
-        .values_list("external_id", flat=True)
+        .values_list("external_id", "record_id", "occurred_at")
     )
+
+
+def _charged_records(company: Company, charged, events) -> dict[str, UsageRecord]:
+    """The records of the charged ids, by external id (found by primary key and moment:
+    on PostgreSQL only the months they lie in are searched). An id whose record is no
+    longer in the table was archived with its month (`usage_retention`): it stays
+    charged, and is refused, as nothing can be compared with it."""
+    records = {
+        r.external_id: r
+        for r in UsageRecord.objects.filter(
+            company=company,
+            pk__in=[pk for _, pk, _ in charged],
+            occurred_at__in={moment for _, _, moment in charged},
+        ).order_by()
+    }
+    if missing := {ext for ext, _, _ in charged if ext not in records}:
+        errors = [
+            {
+                "index": index,
+                "field": "id",
+                "message": (
+                    f"Id {e.external_id!r} was charged in a month that has been archived; "
+                    "send a new id for a new event."
+                ),
+            }
+            for index, e in enumerate(events)
+            if e.external_id in missing
+        ]
+        raise ValidationFailed(
+            f"{len(missing)} event id(s) were charged in archived months; nothing was charged.",
+            errors,
+        )
+    return records
 
 
 def _refuse_conflicts(events, existing, offices, services) -> None:
@@ -213,11 +247,8 @@ def _refuse_conflicts(events, existing, offices, services) -> None:
 def _ingest(*, company, events, offices, services, actor, writer):
     """(records already charged by external id, a function giving the new records by id)."""
     existing = {}
-    if charged := _charged_ids(company, [e.external_id for e in events]):
-        existing = {
-            r.external_id: r
-            for r in UsageRecord.objects.filter(company=company, external_id__in=charged).order_by()
-        }
+    if charged := _charged(company, [e.external_id for e in events]):
+        existing = _charged_records(company, charged, events)
     if existing:
         _refuse_conflicts(events, existing, offices, services)
     fresh = [e for e in events if e.external_id not in existing]
