@@ -552,6 +552,9 @@ def test_care_sets_a_balances_threshold_override_in_the_admin(company, care, cli
     assert threshold_url(hq) in page
     form = client.get(threshold_url(hq))
     assert form.status_code == 200 and "10.0000" in form.content.decode()
+    crumbs = form.content.decode().split('class="breadcrumbs"')[1].split("</div>")[0]
+    assert f'href="/admin/credits/account/{hq.pk}/change/">{hq}</a>' in crumbs
+    assert crumbs.rstrip().endswith("Low-balance threshold")
     # when: care sets hq's override to 50
     response = client.post(threshold_url(hq), {"threshold": "50"})
     # then: saved through the service: the override, the threshold in force, the audit,
