@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -238,6 +239,8 @@ class WebhookAttemptAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "company")
     list_select_related = ("company", "alert__account__office", "alert__account__company")
+    # Read-only, but Django still builds the change form's fields: webhook URLs are HTTPS.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(ControlChange)
