@@ -8,7 +8,7 @@ labels, found by a skip scan of the (company, user label) index in about a milli
 and the records are selected by `user_label IN (labels)`: the same records, now an
 index range that the covering index `usage_company_label` sums without reading the
 table. Records found only by their phone number come through a trigram index on the
-number (PostgreSQL), which returns nothing at all for a name."""
+number without its formatting (PostgreSQL), which returns nothing at all for a name."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import re
 from django.db import connections
 from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
-from django.db.models.lookups import Contains
+from django.db.models.lookups import IContains
 
 from usage.models import UsageRecord
 
@@ -75,7 +75,7 @@ _TRIGRAM = re.compile(r"[^\W_]{3}")
 def numbers_indexed_for(text: str) -> bool:
     """Whether the trigram index on phone numbers can find the numbers containing `text`
     (otherwise one plain pass over the records is cheaper than two)."""
-    return bool(_TRIGRAM.search(text))
+    return bool(_TRIGRAM.search(strip_phone_formatting(text)))
 
 
 # What people put between the digits of a phone number. A number is searched without
@@ -84,17 +84,23 @@ PHONE_FORMATTING = (" ", "-", "(", ")", ".", "/")
 _NUMBER = re.compile(r"\+?[0-9]{3,}")
 
 
+def strip_phone_formatting(text: str) -> str:
+    for char in PHONE_FORMATTING:
+        text = text.replace(char, "")
+    return text
+
+
 def phone_digits(text: str) -> str | None:
     """`text` without phone formatting when what is left is a number (an optional "+"
     and at least 3 digits), else None."""
-    for char in PHONE_FORMATTING:
-        text = text.replace(char, "")
+    text = strip_phone_formatting(text)
     return text if _NUMBER.fullmatch(text) else None
 
 
 def unformatted_phone_number():
-    """The record's phone number without formatting: the expression the trigram index
-    `usage_phone_digits_trgm` (migration usage 0009) is built on, character for character."""
+    """The record's phone number without formatting: upper-cased and compared with LIKE
+    (`icontains`), the expression of the one trigram index on numbers,
+    `usage_phone_search_trgm` (migration usage 0011)."""
     expression = F("phone_number")
     for char in PHONE_FORMATTING:
         expression = Replace(expression, Value(char), Value(""))
@@ -103,11 +109,17 @@ def unformatted_phone_number():
 
 def number_condition(text: str) -> Q:
     """Records whose phone number contains `text`, formatting ignored when `text` is a
-    number."""
+    number.
+
+    Both kinds of text are looked up in the one index on the unformatted number: a number
+    contains `text` only if its unformatted form contains `text` unformatted (removing
+    characters from both sides keeps a match), so that is the condition the index answers,
+    and a text that is not a number is then tested against the number as written."""
     digits = phone_digits(text)
-    if digits is None:
-        return Q(phone_number__icontains=text)
-    return Q(Contains(unformatted_phone_number(), digits))
+    unformatted = Q(IContains(unformatted_phone_number(), digits or strip_phone_formatting(text)))
+    if digits is not None:
+        return unformatted
+    return unformatted & Q(phone_number__icontains=text)
 
 
 def search_condition(text: str, labels: list[str] | None) -> Q:

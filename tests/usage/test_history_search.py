@@ -251,3 +251,67 @@ def test_export_obeys_the_search(client, searchable):
     expected = _expected(portal_scope_for(admin), "a_b")
     assert len(lines) == 1 + len(expected) and expected
     assert all("a_b" in line and "axb" not in line for line in lines[1:])
+
+
+@pytest.fixture
+def formatted_numbers(db, services):
+    """Numbers with and without formatting, one record each (label = its number)."""
+    company = company_factory(slug="fmt")
+    numbers = ["ann-555", "ann555", "+49 30 5555 0171", "+493055550999", "(030) 12.34/5"]
+    usage_ingest(
+        company=company,
+        events=[
+            event(f"f{i}", quantity="1", occurred_at=BASE, user_label=f"n{i}", phone_number=n)
+            for i, n in enumerate(numbers)
+        ],
+    )
+    return company
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # Not a number: the number as written contains the text (formatting counts).
+        ("ann-5", {"ann-555"}),
+        ("ANN5", {"ann555"}),
+        ("ann", {"ann-555", "ann555"}),
+        ("n-5", {"ann-555"}),
+        # A number: formatting ignored on both sides.
+        ("30 5555", {"+49 30 5555 0171", "+493055550999"}),
+        ("+493055550171", {"+49 30 5555 0171"}),
+        ("5555 0999", {"+493055550999"}),
+        ("030-1234", {"(030) 12.34/5"}),
+        ("(030) 1", {"(030) 12.34/5"}),
+        ("555", {"ann-555", "ann555", "+49 30 5555 0171", "+493055550999"}),
+    ],
+)
+def test_number_search_as_written_or_without_formatting(formatted_numbers, text, found):
+    scope = portal_scope_for(company_admin(formatted_numbers))
+    rows, totals = _search(scope, {"q": text})
+    assert {r.phone_number for r in UsageRecord.objects.filter(pk__in=rows)} == found
+    assert totals["events"] == len(found)
+
+
+def _trigram_indexes() -> set[str]:
+    """The one phone trigram index and its partitions' indexes (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relid::text FROM pg_partition_tree('usage_phone_search_trgm')")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index: PostgreSQL")
+@pytest.mark.parametrize("text", ["4930", "+49 30", "0171", "dara", "ann-5", "DARA Q"])
+def test_numbers_and_names_are_looked_up_in_the_one_trigram_index(formatted_numbers, text):
+    indexes = _trigram_indexes()
+    assert "usage_phone_search_trgm" in indexes
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = UsageRecord.objects.filter(search.number_condition(text)).explain()
+    assert any(name in plan for name in indexes), plan
+    assert search.numbers_indexed_for(text)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'usage_usagerecord' "
+            "AND indexdef LIKE '%gin_trgm_ops%'"
+        )
+        assert [name for (name,) in cursor.fetchall()] == ["usage_phone_search_trgm"]
