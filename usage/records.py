@@ -264,6 +264,29 @@ class SqlWriter(_Writer):
         prepared = PREPARED_SHAPE
         shape = prepared.copy_maker(self.batch) if self.copy else prepared.sql_params
         self.prepared = [shape(c) for c in self.charges]
+        if self.copy:
+            self._keys_write()
+
+    def _keys_write(self) -> None:
+        """A batch's guard rows (UsageKey), written before the balances are locked: they
+        need only the ids drawn above, and every statement run before the locks shortens
+        the time other batches of the company wait for its pool. A racing batch with one
+        of these ids makes this COPY wait for it, then fail on the unique key (and the
+        retry finds the id charged). Sorted by id, so two batches with several ids in
+        common meet them in one order and cannot deadlock."""
+        company = self.batch.company_id
+        lines = sorted(
+            (c.event.external_id, f"{company}\t{_copy_text(c.event.external_id)}\t{c.pk}\t"
+             f"{c.event.occurred_at}\n")
+            for c in self.charges
+        )  # fmt: skip
+        sql = f"COPY {UsageKey._meta.db_table} ({KEY_NAMES}) FROM STDIN"
+        with (
+            connection.cursor() as cursor,
+            connection.wrap_database_errors,
+            cursor.copy(sql) as copy,
+        ):
+            copy.write("".join(line for _, line in lines))
 
     def write(self) -> None:
         table = UsageRecord._meta.db_table
@@ -294,21 +317,22 @@ class SqlWriter(_Writer):
         with connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write("".join(lines))
-            # The batch's guard rows and day rollups in one statement, from its rows
-            # (found by the batch's index in the months the batch spans).
+            # The batch's day rollups, from its rows (found by the batch's index in the
+            # months the batch spans).
             moments = [c.event.occurred_at for c in self.charges]
             sql = (
                 f"WITH new AS (SELECT * FROM {table} WHERE batch = %s "  # noqa: S608
-                f"AND occurred_at BETWEEN %s AND %s), {_KEYS_SQL} " + _days_sql("FROM new r")
+                "AND occurred_at BETWEEN %s AND %s) " + _days_sql("FROM new r")
             )
             cursor.execute(sql, [self.batch.batch, min(moments), max(moments), tz, tz])
 
 
-# The guard rows (UsageKey) of the records of CTE `new`; a racing batch with one of
-# these ids fails on its unique key (and the retry finds the id charged).
+# The guard rows (UsageKey) of the records of CTE `new` (a few events: one statement);
+# a racing batch with one of these ids fails on its unique key (and the retry finds the
+# id charged).
+KEY_NAMES = "company_id, external_id, record_id, occurred_at"
 _KEYS_SQL = (
-    f"keys AS (INSERT INTO {UsageKey._meta.db_table} "  # noqa: S608
-    "(company_id, external_id, record_id, occurred_at) "
+    f"keys AS (INSERT INTO {UsageKey._meta.db_table} ({KEY_NAMES}) "  # noqa: S608
     "SELECT company_id, external_id, id, occurred_at FROM new)"
 )
 
