@@ -215,3 +215,43 @@ def test_check_ledger_finds_a_wrong_rollup(kolkata):
     assert any("period 2026-10-01" in p and "cost" in p for p in problems)
     UsageDay.objects.filter(pk=row.pk).delete()
     assert any("events" in p for p in ledger_violations([kolkata.pk]))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="HOT updates: PostgreSQL")
+def test_adding_to_a_day_rollup_updates_it_in_place(db, services):
+    # The charging transaction adds every batch to its rollup rows under the pool's lock:
+    # no index holds the sums and the pages keep room, so each addition is a HOT update
+    # (no new index entries).
+    company = company_factory(slug="hot")
+    batches = [
+        [
+            event(f"h{n}-{i}", quantity="2", occurred_at=BASE + dt.timedelta(minutes=i))
+            for i in range(60)  # COPY path
+        ]
+        for n in range(3)
+    ]
+    from usage.services import usage_ingest
+
+    usage_ingest(company=company, events=batches[0])
+    with connection.cursor() as cursor:
+
+        def updates():
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                "WHERE relname = %s",
+                [UsageDay._meta.db_table],
+            )
+            return cursor.fetchone()
+
+        before = updates()
+        for batch in batches[1:]:
+            usage_ingest(company=company, events=batch)
+        after = updates()
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", [UsageDay._meta.db_table]
+        )
+        options = cursor.fetchone()[0]
+    updated, hot = after[0] - before[0], after[1] - before[1]
+    assert updated >= 2 and hot == updated
+    assert "fillfactor=70" in options
+    assert sum(UsageDay.objects.filter(company=company).values_list("events", flat=True)) == 180
