@@ -166,7 +166,7 @@ class UsageRecord(ImmutableModel):
             # Text search (usage/search.py): the skip scan over a company's distinct user
             # labels, and index-only totals of the records of the matching labels, also
             # combined with any other history filter. On PostgreSQL the phone numbers
-            # have one trigram index besides (`usage_phone_search_trgm`, migration 0011).
+            # have one trigram index besides (`usage_phone_digits_trgm`, migrations 0009, 0011).
             models.Index(
                 fields=["company", "user_label", "occurred_at"],
                 include=[

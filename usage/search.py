@@ -16,8 +16,8 @@ import re
 
 from django.db import connections
 from django.db.models import F, Q, Value
-from django.db.models.functions import Replace
-from django.db.models.lookups import IContains
+from django.db.models.functions import Replace, StrIndex
+from django.db.models.lookups import Contains, GreaterThan, IContains
 
 from usage.models import UsageRecord
 
@@ -82,6 +82,8 @@ def numbers_indexed_for(text: str) -> bool:
 # them on both sides, so "+493055550171" finds "+49 30 5555 0171" and the other way round.
 PHONE_FORMATTING = (" ", "-", "(", ")", ".", "/")
 _NUMBER = re.compile(r"\+?[0-9]{3,}")
+# A subscriber's own digits: what tells one number of a company from another.
+NUMBER_TAIL = 7
 
 
 def strip_phone_formatting(text: str) -> str:
@@ -98,28 +100,53 @@ def phone_digits(text: str) -> str | None:
 
 
 def unformatted_phone_number():
-    """The record's phone number without formatting: upper-cased and compared with LIKE
-    (`icontains`), the expression of the one trigram index on numbers,
-    `usage_phone_search_trgm` (migration usage 0011)."""
+    """The record's phone number without formatting: the expression the one trigram index
+    on numbers, `usage_phone_digits_trgm` (migrations usage 0009 and 0011), is built on."""
     expression = F("phone_number")
     for char in PHONE_FORMATTING:
         expression = Replace(expression, Value(char), Value(""))
     return expression
 
 
+class _ContainsAnyCase(Contains):
+    """`icontains` written as ILIKE on PostgreSQL, so the trigram index on the expression
+    itself answers it (`icontains` compiles to UPPER(…) LIKE UPPER(…), which only an index
+    on UPPER(…) would). Other databases: Django's `icontains`."""
+
+    def as_sql(self, compiler, connection):
+        return IContains(self.lhs, self.rhs).as_sql(compiler, connection)
+
+    def as_postgresql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        rhs_sql, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs_sql} ILIKE {rhs_sql}", (*lhs_params, *rhs_params)
+
+
 def number_condition(text: str) -> Q:
     """Records whose phone number contains `text`, formatting ignored when `text` is a
     number.
 
-    Both kinds of text are looked up in the one index on the unformatted number: a number
-    contains `text` only if its unformatted form contains `text` unformatted (removing
-    characters from both sides keeps a match), so that is the condition the index answers,
-    and a text that is not a number is then tested against the number as written."""
+    Every text is looked up in the one trigram index, on the number without formatting.
+    A number contains `text` only if its unformatted form contains `text` unformatted
+    (removing characters from both sides keeps a match): that is the condition the index
+    answers for a text that is not a number, which is then tested against the number as
+    written."""
+    unformatted = unformatted_phone_number()
     digits = phone_digits(text)
-    unformatted = Q(IContains(unformatted_phone_number(), digits or strip_phone_formatting(text)))
-    if digits is not None:
-        return unformatted
-    return unformatted & Q(phone_number__icontains=text)
+    if digits is None:
+        return Q(_ContainsAnyCase(unformatted, strip_phone_formatting(text))) & Q(
+            phone_number__icontains=text
+        )
+    if len(digits) <= NUMBER_TAIL:
+        return Q(Contains(unformatted, digits))
+    # The index is asked for the number's last digits only, and the whole number is then
+    # found in the rows it returns (STRPOS: no index looks at it). A company's numbers
+    # share their first digits (country and area code), so the trigrams of those are on
+    # nearly every record, and the index would read all of them in every monthly
+    # partition (docs/scaling.md, "The hot table's indexes and keys").
+    return Q(Contains(unformatted, digits[-NUMBER_TAIL:])) & Q(
+        GreaterThan(StrIndex(unformatted, Value(digits)), 0)
+    )
 
 
 def search_condition(text: str, labels: list[str] | None) -> Q:

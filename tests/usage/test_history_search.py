@@ -295,7 +295,7 @@ def test_number_search_as_written_or_without_formatting(formatted_numbers, text,
 def _trigram_indexes() -> set[str]:
     """The one phone trigram index and its partitions' indexes (PostgreSQL)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relid::text FROM pg_partition_tree('usage_phone_search_trgm')")
+        cursor.execute("SELECT relid::text FROM pg_partition_tree('usage_phone_digits_trgm')")
         return {name for (name,) in cursor.fetchall()}
 
 
@@ -303,7 +303,7 @@ def _trigram_indexes() -> set[str]:
 @pytest.mark.parametrize("text", ["4930", "+49 30", "0171", "dara", "ann-5", "DARA Q"])
 def test_numbers_and_names_are_looked_up_in_the_one_trigram_index(formatted_numbers, text):
     indexes = _trigram_indexes()
-    assert "usage_phone_search_trgm" in indexes
+    assert "usage_phone_digits_trgm" in indexes
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = UsageRecord.objects.filter(search.number_condition(text)).explain()
@@ -314,4 +314,4 @@ def test_numbers_and_names_are_looked_up_in_the_one_trigram_index(formatted_numb
             "SELECT indexname FROM pg_indexes WHERE tablename = 'usage_usagerecord' "
             "AND indexdef LIKE '%gin_trgm_ops%'"
         )
-        assert [name for (name,) in cursor.fetchall()] == ["usage_phone_search_trgm"]
+        assert [name for (name,) in cursor.fetchall()] == ["usage_phone_digits_trgm"]

@@ -237,8 +237,7 @@ def test_adding_to_a_day_rollup_updates_it_in_place(db, services):
 
         def updates():
             cursor.execute(
-                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
-                "WHERE relname = %s",
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
                 [UsageDay._meta.db_table],
             )
             return cursor.fetchone()
