@@ -154,6 +154,13 @@ def _scenarios(company_id: int) -> tuple[list, dict]:
     rare = {
         "funded_by (no match)": ("funded_by=wallet", "AND u.wallet_part > 0", []),
         "min_cost (no match)": ("min_cost=100", "AND u.cost >= %s", [100]),
+        # One number of the company (the generator gives its record n the number
+        # "+1555" + n), typed with spaces: found through the phone trigram index.
+        "q phone number (rare)": (
+            "q=555+012+3456",
+            "AND u.phone_number ILIKE %s",
+            ["%5550123456%"],
+        ),
     }
     combined = (
         "&".join(f[0] for f in filters.values()),
