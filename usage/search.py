@@ -128,14 +128,15 @@ def number_condition(text: str) -> Q:
 
     Every text is looked up in the one trigram index, on the number without formatting.
     A number contains `text` only if its unformatted form contains `text` unformatted
-    (removing characters from both sides keeps a match): that is the condition the index
-    answers for a text that is not a number, which is then tested against the number as
-    written."""
+    (removing characters from both sides keeps a match, and so does folding the case of
+    each character): that is the condition the index answers for a text that is not a
+    number, which is then tested against the number as written, with the same case
+    folding (ILIKE on PostgreSQL)."""
     unformatted = unformatted_phone_number()
     digits = phone_digits(text)
     if digits is None:
         return Q(_ContainsAnyCase(unformatted, strip_phone_formatting(text))) & Q(
-            phone_number__icontains=text
+            _ContainsAnyCase(F("phone_number"), text)
         )
     if len(digits) <= NUMBER_TAIL:
         return Q(Contains(unformatted, digits))
