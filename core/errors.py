@@ -39,3 +39,9 @@ class ValidationFailed(DomainError):
     def __init__(self, message: str, errors: list[dict] | None = None):
         super().__init__(message)
         self.errors = errors or []
+
+
+class Gone(DomainError):
+    """Something that existed and is no longer usable (a used, revoked or expired link)."""
+
+    status_code = 410

@@ -698,3 +698,4 @@ class OfficeAdmin(offices_admin.OfficeAdmin):
 
 
 from credits import controls_admin  # noqa: E402, F401  (registers the money-controls admin)
+from credits.requests import admin as requests_admin  # noqa: E402, F401  (credit requests)

@@ -377,3 +377,69 @@ class ControlChange(ImmutableModel):
 
     def __str__(self) -> str:
         return f"{self.setting}: {self.old_value or '—'} → {self.new_value or '—'}"
+
+
+class CreditRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+
+
+class CreditRequest(models.Model):
+    """An office admin's request for credits for their office (SPEC §11), decided once by
+    a company admin: approved (the purchase it made is `purchase`) or declined with a
+    reason. The row is its own audit: who asked, who decided, when, pending → decision."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="credit_requests")
+    office = models.ForeignKey(Office, on_delete=models.PROTECT, related_name="credit_requests")
+    amount = credits_field()
+    note = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=CreditRequestStatus.choices, default=CreditRequestStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_requests"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_requests_decided",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decline_reason = models.CharField(max_length=500, blank=True, default="")
+    purchase = models.OneToOneField(
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_request",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_request_amount_pos"),
+            models.CheckConstraint(
+                condition=Q(
+                    status="pending",
+                    decided_at__isnull=True,
+                    decided_by__isnull=True,
+                    purchase__isnull=True,
+                )
+                | Q(status="approved", decided_at__isnull=False, purchase__isnull=False)
+                | (
+                    Q(status="declined", decided_at__isnull=False, purchase__isnull=True)
+                    & ~Q(decline_reason="")
+                ),
+                name="credit_request_decision_consistent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["company", "status", "-created_at"], name="credit_request_list"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Request of {self.amount} credits for {self.office} ({self.status})"

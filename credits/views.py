@@ -27,6 +27,7 @@ from credits.controls_selectors import balance_controls
 from credits.filters import ActivityFilter
 from credits.models import Account, AccountKind
 from credits.portal_forms import AddCreditsForm, new_token
+from credits.requests.selectors import credit_requests_pending_for
 from credits.selectors import BalanceOverview, balance_overview, ledger_for
 from credits.services import credits_purchase
 from credits.tables import ActivityTable, entry_account_label
@@ -41,6 +42,10 @@ class BalanceView(PortalMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         overview = balance_overview(self.scope)
         context["overview"] = overview
+        pending = credit_requests_pending_for(self.scope)
+        context["pending_requests"] = list(pending[:5])
+        shown = len(context["pending_requests"])
+        context["pending_requests_count"] = pending.count() if shown == 5 else shown
         context["money_controls"] = balance_controls(
             self.scope, {row.office_id: row.pool_drawn for row in overview.rows}
         )

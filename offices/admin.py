@@ -252,3 +252,4 @@ class LogEntryAdmin(ReadOnlyAdmin):
 
 
 from offices import admin_users  # noqa: E402, F401  (user accounts and lockouts: own module)
+from offices.team import admin as team_admin  # noqa: E402, F401  (registers invites, audit)

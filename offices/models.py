@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.immutable import ImmutableModel
 from core.money import DECIMAL_PLACES, MAX_DIGITS
 
 
@@ -176,3 +177,88 @@ class Membership(models.Model):
     def clean(self):
         if self.office_id and self.office.company_id != self.company_id:
             raise ValidationError({"office": "The office must belong to the company."})
+
+
+# Team: invites and the audit of who may see what (SPEC §11) ---------------------------
+
+
+class InviteStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invite(models.Model):
+    """An invitation by e-mail to a company, as company admin or as office admin of some
+    of its offices. Its link is signed (offices.team.tokens) over the row's id and
+    `nonce`, a random value that a resend replaces and acceptance or revocation clears:
+    a link works once, and only the newest one."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="invites")
+    email = models.EmailField(help_text="Stored lower-cased.")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    offices = models.ManyToManyField(Office, blank=True, related_name="invites")
+    status = models.CharField(
+        max_length=10, choices=InviteStatus.choices, default=InviteStatus.PENDING
+    )
+    nonce = models.CharField(max_length=64, blank=True, default="")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(help_text="When the current link was made (it lasts 72 h).")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "email"],
+                condition=Q(status="pending"),
+                name="invite_one_pending_per_email",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", closed_at__isnull=True)
+                | (~Q(status="pending") & Q(closed_at__isnull=False, nonce="")),
+                name="invite_closed_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invite of {self.email} to {self.company} ({self.status})"
+
+
+class TeamAction(models.TextChoices):
+    INVITED = "invited", "Invited"
+    INVITE_RESENT = "invite_resent", "Invite resent"
+    INVITE_REVOKED = "invite_revoked", "Invite revoked"
+    INVITE_ACCEPTED = "invite_accepted", "Invite accepted"
+    ACCESS_CHANGED = "access_changed", "Access changed"
+    ACCESS_REMOVED = "access_removed", "Access removed"
+
+
+class TeamChange(ImmutableModel):
+    """Audit of one change of who may see what: who did it, when, to whom, old → new."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="team_changes")
+    action = models.CharField(max_length=20, choices=TeamAction.choices)
+    person = models.CharField(max_length=254, help_text="The e-mail or username concerned.")
+    old_value = models.CharField(max_length=1000, blank=True, default="")
+    new_value = models.CharField(max_length=1000, blank=True, default="")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.person}"

@@ -14,6 +14,9 @@ CUSTOMER_CARE_PERMISSIONS = {
         "plan": ["view", "add", "change"],
         "addon": ["view", "add", "change"],
         "membership": ["view", "add", "change", "delete"],
+        # Team pages (SPEC §11): invites and their audit, read-only in the admin.
+        "invite": ["view"],
+        "teamchange": ["view"],
     },
     "credits": {
         "account": ["view"],
@@ -27,6 +30,7 @@ CUSTOMER_CARE_PERMISSIONS = {
         "alert": ["view"],
         "webhookattempt": ["view"],
         "controlchange": ["view"],
+        "creditrequest": ["view"],
     },
     "usage": {
         "service": ["view", "add", "change"],
