@@ -16,7 +16,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import Gone, NotFound, PermissionDenied, ValidationFailed
+from core.errors import DomainError, Gone, NotFound, PermissionDenied, ValidationFailed
 from offices.models import (
     Company,
     Invite,
@@ -194,15 +194,14 @@ def invite_revoke(*, company: Company, invite_id: int, actor) -> Invite:
 
 def invite_for_token(token: str) -> Invite:
     """The pending invite a link opens; Gone (410) for a used, revoked, replaced or
-    expired one, ValidationFailed (400) for a link the portal did not make."""
+    expired one, a DomainError (400) for a link the portal did not make."""
     try:
         invite_id, nonce = invite_token_read(token)
     except InviteLinkExpired:
         raise Gone("This invite link has expired. Ask your company admin to resend it.") from None
     except InviteLinkInvalid:
-        raise ValidationFailed(
-            "This invite link is not valid. Check that it is complete."
-        ) from None
+        # 400: not a link this portal made (no field to name).
+        raise DomainError("This invite link is not valid. Check that it is complete.") from None
     invite = Invite.objects.select_related("company").filter(pk=invite_id).first()
     if invite is None:
         raise Gone("This invite no longer exists.")
@@ -279,7 +278,7 @@ def invite_accept(*, token: str, username: str, password: str):
 
 def _locked_memberships(company: Company) -> list[Membership]:
     return list(
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .filter(company=company)
         .select_related("office", "user")
         .order_by("pk")
