@@ -37,6 +37,19 @@ class CreditRequestForm(forms.Form):
             "amount"
         ].help_text = f"Between {minimum:,} and {maximum:,} {credits_noun(maximum)}."
         self.fields["amount"].widget.attrs.update(min=str(minimum), max=str(maximum))
+        self.minimum, self.maximum = minimum, maximum
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount < self.minimum:
+            raise forms.ValidationError(
+                f"Request at least {self.minimum:,} {credits_noun(self.minimum)}."
+            )
+        if amount > self.maximum:
+            raise forms.ValidationError(
+                f"At most {self.maximum:,} {credits_noun(self.maximum)} at a time."
+            )
+        return amount
 
 
 class DeclineForm(forms.Form):
