@@ -36,8 +36,12 @@ from credits.models import (
 )
 from credits.notifications import alert_notify
 from credits.periods import period_of
+from credits.requests.services import credit_request_create
 from credits.services import credits_purchase, pooling_set
-from offices.models import AddOn, Company, Membership, Office, Plan
+from offices.models import AddOn, Company, Membership, Office, Plan, TeamChange
+from offices.services import membership_grant
+from offices.team.services import invite_create, invite_revoke
+from offices.team.tokens import invite_token
 from tests.factories import AddOnFactory
 from tests.security.conftest import KEY_ROLES, MARKS, ROLES, SESSION_ROLES
 from usage.models import ApiKey, Service, UsageRecord
@@ -276,8 +280,123 @@ STATEMENTS = [
     ),
 ]
 
+# Team (company admins only: 403 for office admins) and credit requests (SPEC §11).
+COMPANY_ADMINS_ONLY = {"office_admin_a": 403, "office_admin_b": 403}
+POST_PORTAL = portal(**dict.fromkeys(SESSION_ROLES[2:6], 405))  # POST-only: GET refused
+TEAM = [
+    Case("team/", "team", "/team/", portal(**COMPANY_ADMINS_ONLY)),
+    Case("team/invite/", "team_invite", "/team/invite/", portal(**COMPANY_ADMINS_ONLY)),
+    Case(
+        "team/invites/<int:pk>/resend/",
+        "team_invite_resend",
+        "/team/invites/{invite}/resend/",
+        POST_PORTAL | COMPANY_ADMINS_ONLY,
+        note="GET",
+    ),
+    Case(
+        "team/invites/<int:pk>/resend/",
+        "team_invite_resend",
+        "/team/invites/{invite}/resend/",
+        portal(**COMPANY_ADMINS_ONLY, company_admin_x="→/team/", company_admin_y=404),
+        method="post",
+    ),
+    Case(
+        "team/invites/<int:pk>/revoke/",
+        "team_invite_revoke",
+        "/team/invites/{invite}/revoke/",
+        portal(**COMPANY_ADMINS_ONLY, company_admin_y=404),
+    ),
+    Case(
+        "team/people/<int:user_id>/",
+        "team_member",
+        "/team/people/{user:office_admin_a}/",
+        portal(**COMPANY_ADMINS_ONLY, company_admin_y=404),
+    ),
+    Case(
+        "team/people/<int:user_id>/remove/",
+        "team_member_remove",
+        "/team/people/{user:office_admin_a}/remove/",
+        portal(**COMPANY_ADMINS_ONLY, company_admin_y=404),
+    ),
+    Case(
+        "team/people/<int:user_id>/remove/",
+        "team_member_remove",
+        "/team/people/{user:company_admin_y}/remove/",
+        portal(**COMPANY_ADMINS_ONLY, company_admin_x=404, company_admin_y=422),
+        method="post",
+        note="globex's last admin",
+    ),
+]
+REQUEST = "credits/requests/<int:pk>/"
+CREDIT_REQUESTS = [
+    Case("credits/requests/", "credit_requests", "/credits/requests/", portal()),
+    Case(
+        "credits/requests/new/",
+        "credit_request_new",
+        "/credits/requests/new/",
+        portal(company_admin_x=403, company_admin_y=403),
+    ),
+    Case(
+        REQUEST,
+        "credit_request",
+        "/credits/requests/{request_berlin}/",
+        portal(office_admin_a=404, company_admin_y=404),
+    ),
+    Case(
+        REQUEST,
+        "credit_request",
+        "/credits/requests/{request_paris}/",
+        portal(office_admin_a=404, office_admin_b=404, company_admin_x=404),
+        note="globex",
+    ),
+    Case(
+        REQUEST + "decide/",
+        "credit_request_decide",
+        "/credits/requests/{request_berlin}/decide/",
+        POST_PORTAL,
+        note="GET",
+    ),
+    # A POST without a decision: the own company's request is a 400, another's a 404.
+    Case(
+        REQUEST + "decide/",
+        "credit_request_decide",
+        "/credits/requests/{request_berlin}/decide/",
+        portal(office_admin_a=403, office_admin_b=403, company_admin_x=400, company_admin_y=404),
+        method="post",
+    ),
+]
+
 ACCOUNTS = [
     Case("accounts/login/", "login", "/accounts/login/", everyone(200)),
+    Case("accounts/password_reset/", "password_reset", "/accounts/password_reset/", everyone(200)),
+    Case(
+        "accounts/password_reset/done/",
+        "password_reset_done",
+        "/accounts/password_reset/done/",
+        everyone(200),
+    ),
+    # A wrong token is the page saying the link cannot be used (Django's own view).
+    Case(
+        "accounts/reset/<uidb64>/<token>/",
+        "password_reset_confirm",
+        "/accounts/reset/MQ/set-password/",
+        everyone(200),
+    ),
+    Case("accounts/reset/done/", "password_reset_complete", "/accounts/reset/done/", everyone(200)),
+    Case(
+        "accounts/invite/<str:token>/",
+        "invite_accept",
+        "/accounts/invite/not-a-token/",
+        everyone(400),
+        note="tampered",
+    ),
+    Case(
+        "accounts/invite/<str:token>/",
+        "invite_accept",
+        "/accounts/invite/{revoked_invite_link}/",
+        everyone(410),
+        note="revoked",
+    ),
     Case("accounts/logout/", "logout", "/accounts/logout/", everyone(405), note="GET refused"),
     Case(
         "accounts/password_change/",
@@ -364,6 +483,10 @@ ADMIN_MODELS = {
     "credits.alert": ((200, 403, 200, 200, 403), (403,) * 5),
     "credits.webhookattempt": ((200, 403, 200, 200, 403), (403,) * 5),
     "credits.controlchange": ((200, 403, 200, 200, 403), (403,) * 5),
+    # Team and credit requests (SPEC §11): read-only audit for care.
+    "credits.creditrequest": ((200, 403, 200, 200, 403), (403,) * 5),
+    "offices.invite": ((200, 403, 200, 200, 403), (403,) * 5),
+    "offices.teamchange": ((200, 403, 200, 200, 403), (403,) * 5),
     # The task queue's results: superusers only.
     "django_tasks_database.dbtaskresult": ((403,) * 5, (403,) * 5),
     "offices.company": ((200, 200, 200, 200, 403), (200, 403, 200, 200, 403)),
@@ -519,7 +642,7 @@ ADMIN = [
     *model_cases(),
 ]
 
-CASES = [*PORTAL, *STATEMENTS, *ACCOUNTS, *API, *ADMIN]
+CASES = [*PORTAL, *STATEMENTS, *TEAM, *CREDIT_REQUESTS, *ACCOUNTS, *API, *ADMIN]
 
 
 # The world the admin cases need: one object of every registered model ---------------
@@ -557,6 +680,34 @@ def ids(world, care):
         alert=alert, company=acme, attempt=1, url="https://example.com/h", status="failed"
     )
     alert_notify.enqueue(alert.pk)
+    boss_x, boss_y = world.users["company_admin_x"], world.users["company_admin_y"]
+    invite = invite_create(
+        company=acme,
+        email="invited@example.com",
+        role="company_admin",
+        actor=boss_x,
+        link_base="http://testserver",
+    )
+    revoked = invite_create(
+        company=acme,
+        email="revoked@example.com",
+        role="company_admin",
+        actor=boss_x,
+        link_base="http://testserver",
+    )
+    revoked_link = invite_token(invite_id=revoked.pk, nonce=revoked.nonce)
+    invite_revoke(company=acme, invite_id=revoked.pk, actor=boss_x)
+    request_berlin = credit_request_create(
+        company=acme,
+        office=world.office("acme", "berlin"),
+        amount="10",
+        actor=world.users["office_admin_b"],
+    )
+    paris_admin = User.objects.create_user("paris-admin", "paris@example.com", "pw-Secret-123")
+    membership_grant(user=paris_admin, company=globex, office=world.office("globex", "paris"))
+    request_paris = credit_request_create(
+        company=globex, office=world.office("globex", "paris"), amount="10", actor=paris_admin
+    )
     samples = {
         "auth.group": Group.objects.first(),
         "auth.user": world.users["no_role"],
@@ -573,6 +724,9 @@ def ids(world, care):
         "credits.alert": alert,
         "credits.webhookattempt": WebhookAttempt.objects.first(),
         "credits.controlchange": ControlChange.objects.first(),
+        "credits.creditrequest": request_berlin,
+        "offices.invite": invite,
+        "offices.teamchange": TeamChange.objects.first(),
         "django_tasks_database.dbtaskresult": DBTaskResult.objects.first(),
         "offices.company": acme,
         "offices.office": Office.objects.get(company=acme, slug="austin"),
@@ -589,6 +743,14 @@ def ids(world, care):
         f"ct:{label}": ContentType.objects.get_for_model(obj).pk for label, obj in samples.items()
     }
     values |= {"user:no_role": world.users["no_role"].pk, "user:root": root.pk}
+    values |= {
+        "user:office_admin_a": world.users["office_admin_a"].pk,
+        "user:company_admin_y": boss_y.pk,
+        "invite": invite.pk,
+        "revoked_invite_link": revoked_link,
+        "request_berlin": request_berlin.pk,
+        "request_paris": request_paris.pk,
+    }
     values |= {"acme": acme.pk, "globex": globex.pk}
     values["period"] = f"{period_of(timezone.now(), acme.tz):%Y-%m}"
     values |= {
