@@ -19,6 +19,7 @@ from credits.models import (
     Alert,
     Allowance,
     ControlChange,
+    CreditRequest,
     LedgerEntry,
     PoolCap,
     PoolingChange,
@@ -38,6 +39,7 @@ def snapshot() -> dict:
         "log": LogEntry.objects.count(),
         "alerts": list(Alert.objects.order_by("pk").values_list("pk", "resolved_at")),
         "controls": ControlChange.objects.count(),
+        "credit_requests": list(CreditRequest.objects.values_list("pk", "status")),
         "memberships": Membership.objects.count(),
         "offices": Office.objects.count(),
         "users": User.objects.count(),
@@ -137,6 +139,10 @@ def test_seed_demo_tells_the_story_and_a_second_run_changes_nothing():
     assert Alert.objects.filter(kind="low_balance", resolved_at__isnull=True).count() == 1
     assert PoolCap.objects.count() == 1
     assert ControlChange.objects.filter(changed_by=care).count() == 3
+    # and one pending credit request of Berlin's admin, for the balance page to show
+    (request,) = CreditRequest.objects.all()
+    assert (request.office.slug, request.status, request.amount) == ("berlin", "pending", 250)
+    assert request.requested_by.username == "berlin-admin"
 
     # when: run again, with another password
     call_command("seed_demo", "--password", "another-pass-1", stdout=io.StringIO())

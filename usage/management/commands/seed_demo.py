@@ -26,7 +26,15 @@ from django.utils import timezone
 
 from credits.accounts import company_open, office_open
 from credits.controls import alert_threshold_set, pool_cap_set, recharge_rule_set
-from credits.models import Account, AccountKind, ControlChange, LedgerEntry, PoolingChange
+from credits.models import (
+    Account,
+    AccountKind,
+    ControlChange,
+    CreditRequest,
+    LedgerEntry,
+    PoolingChange,
+)
+from credits.requests.services import credit_request_create
 from credits.services import credits_add, pooling_set
 from offices.models import AddOn, Company, CreditKind, Office, Plan
 from offices.roles import customer_care_group_ensure
@@ -362,6 +370,8 @@ class Command(BaseCommand):
                     )
                     logins.append((username, f"Office admin of {company.name} — {office.name}"))
             self.replay(spec, company, steps, care, pooling_days_ago)
+            if spec is ACME:
+                self.credit_request(company)
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Usage events charged: {self.stats['charged']}, already charged: "
@@ -441,6 +451,20 @@ class Command(BaseCommand):
         user.is_staff = user.is_staff or staff
         user.save()
         return user
+
+    def credit_request(self, company: Company) -> None:
+        """One pending credit request of Berlin's admin (SPEC §11), so the balance page
+        shows one waiting; a second run leaves it (or its decision) as it is."""
+        berlin = company.offices.get(slug="berlin")
+        if CreditRequest.objects.filter(company=company, office=berlin).exists():
+            return
+        credit_request_create(
+            company=company,
+            office=berlin,
+            amount="250",
+            note="Trade-fair week: more calls than usual",
+            actor=User.objects.get(username="berlin-admin"),
+        )
 
     # History -----------------------------------------------------------------------
 
