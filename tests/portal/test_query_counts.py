@@ -87,6 +87,6 @@ def test_office_admin_pages_do_not_grow_with_offices_and_rows(
 def test_query_counts_are_small(client, acme, acme_admin):
     # A guard against accidental N+1s that happen to be constant at these sizes.
     login(client, acme_admin)
-    # 13: the twelfth of before plus the pending credit requests (SPEC §11), one query.
+    # 12 before the pending credit requests on the balance page (SPEC §11): one query.
     assert queries_of(client, "/balance/") <= 13
     assert queries_of(client, "/usage/") <= 10
