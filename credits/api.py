@@ -13,6 +13,7 @@ from core.money import ZERO
 from credits.controls_selectors import MoneyControls, alerts_for, money_controls
 from credits.models import Alert
 from credits.selectors import BalanceOverview, balance_overview
+from credits.spendable import office_spendable
 from offices.selectors import company_scope
 
 router = Router(tags=["balance"])
@@ -225,3 +226,49 @@ def alerts(request, state: Literal["open", "all"] = "all", limit: int = Query(50
     if state == "open":
         found = found.filter(resolved_at__isnull=True)
     return {"alerts": [alert_out(a) for a in found[:limit]]}
+
+
+class SpendableOut(Schema):
+    office: str
+    credit_kind: Literal["standard", "ai_agent"]
+    period: Period
+    allowance_remaining: Amount = Field(description="Included credits left this period.")
+    funded_by: Literal["pool", "wallet", "ai_agent"] = Field(
+        description="The balance that pays beyond the allowance (SPEC §3)."
+    )
+    balance: Amount = Field(description="That balance now (never below 0).")
+    pool_cap_room: Amount | None = Field(
+        description="Pooled standard credits: what the office's pool cap still allows; "
+        "null when it has no cap, or the pool does not pay."
+    )
+    spendable: Amount = Field(
+        description="What the office can spend now before usage goes uncovered: the "
+        "allowance left plus the balance (up to the cap room)."
+    )
+
+
+@router.get(
+    "/offices/{slug}/spendable",
+    response={200: SpendableOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="What an office can spend now",
+    description=(
+        "Credits of `credit_kind` the office can spend right now before usage goes "
+        "uncovered: the allowance left this period, plus the company pool under the "
+        "office's cap while pooling is on, its wallet while it is off, or the primary "
+        "office's AI agent credits. Read from the primary database, never a replica."
+    ),
+)
+def spendable(request, slug: str, credit_kind: Literal["standard", "ai_agent"]):
+    found = office_spendable(
+        company=request.auth.company, office_slug=slug, credit_kind=credit_kind
+    )
+    return {
+        "office": found.office,
+        "credit_kind": found.credit_kind,
+        "period": found.period,
+        "allowance_remaining": money(found.allowance_remaining),
+        "funded_by": found.funded_by,
+        "balance": money(found.balance),
+        "pool_cap_room": money(found.pool_cap_room),
+        "spendable": money(found.spendable),
+    }

@@ -214,14 +214,32 @@ class Checks(Checker):
         record_sums = ", ".join(["COUNT(*) AS events", *[f"SUM(r.{c}) AS {c}" for c in SUMMED]])
         day_sums = ", ".join(f"SUM(d.{c}) AS {c}" for c in columns)
         if by_day:
-            # Companies whose rollups all count days in their current time zone.
-            zones = f"SELECT 1 FROM {T['day']} x WHERE x.company_id = c.id"  # noqa: S608
-            same_zone = f"NOT EXISTS ({zones} AND x.tz <> c.billing_timezone)"
+            # The companies whose rollups all count days in their current time zone, found
+            # first, once per company (the index on company and zone answers each), and
+            # passed as a list. As a NOT EXISTS beside each record it was evaluated per
+            # record whenever the planner did not move it to the company side (statistics
+            # older than the rows: minutes, docs/scaling.md); a CTE instead would keep the
+            # comparison from running in parallel (46 s against 35 s at 10M).
+            cwhere, cparams = self.scope("c.id")
+            zoned = [
+                pk
+                for (pk,) in self.rows(
+                    f"""SELECT c.id FROM {T["company"]} c
+                        WHERE NOT EXISTS (SELECT 1 FROM {T["day"]} x WHERE x.company_id = c.id
+                                          AND x.tz <> c.billing_timezone){cwhere}
+                        ORDER BY c.id""",  # noqa: S608
+                    cparams,
+                )
+            ]
+            if not zoned:
+                return
+            same_zone = f" AND c.id IN ({', '.join(['%s'] * len(zoned))})"
             r_when = "(r.occurred_at AT TIME ZONE c.billing_timezone)::date"
             d_when = "d.day"
             r_from = f"{self.R} r JOIN {T['company']} c ON c.id = r.company_id"
             d_from = f"{T['day']} d JOIN {T['company']} c ON c.id = d.company_id"
-            r_only, d_only = f" AND {same_zone}", f" AND {same_zone}"
+            r_only, d_only = same_zone, same_zone
+            rparams, dparams = rparams + zoned, dparams + zoned
             what = "day"
         else:
             r_when = "r.period"

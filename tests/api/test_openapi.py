@@ -45,6 +45,7 @@ def test_the_openapi_schema_is_served_without_a_key_and_is_valid():
         "/api/v1/statements/{period}",
         "/api/v1/what-if/{period}",
         "/api/v1/alerts",
+        "/api/v1/offices/{slug}/spendable",
     }
     for path in ("/api/v1/statements/{period}", "/api/v1/what-if/{period}"):
         get = paths[path]["get"]

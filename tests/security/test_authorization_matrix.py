@@ -413,6 +413,7 @@ ACCOUNTS = [
 ]
 
 EVENTS = "api/v1/usage-events"
+SPENDABLE = "api/v1/offices/<slug>/spendable"
 API = [
     Case("api/", "api-root", "/api/", everyone(404)),
     Case("api/openapi.json", "openapi-json", "/api/openapi.json", everyone(200)),
@@ -455,6 +456,28 @@ API = [
         "/api/v1/alerts?state=bogus",
         api(key_x=422, key_y=422),
         note="bad state",
+    ),
+    Case(SPENDABLE, "spendable", "/api/v1/offices/hq/spendable?credit_kind=standard", api()),
+    Case(
+        SPENDABLE,
+        "spendable",
+        "/api/v1/offices/paris/spendable?credit_kind=ai_agent",
+        api(key_x=404),
+        note="office paris",
+    ),
+    Case(
+        SPENDABLE,
+        "spendable",
+        "/api/v1/offices/austin/spendable?credit_kind=standard",
+        api(key_y=404),
+        note="office austin",
+    ),
+    Case(
+        SPENDABLE,
+        "spendable",
+        "/api/v1/offices/hq/spendable?credit_kind=gold",
+        api(key_x=422, key_y=422),
+        note="bad credit kind",
     ),
 ]
 
