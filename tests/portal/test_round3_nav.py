@@ -106,3 +106,26 @@ def test_demo_script_takes_port_and_refuses_a_bad_one():
     assert 'runserver "127.0.0.1:$PORT"' in text
     readme = (ROOT / "README.md").read_text()
     assert "PORT=8080 ./scripts/demo.sh" in readme
+
+
+@pytest.mark.parametrize(
+    ("quantity", "unit", "expected"),
+    [
+        ("3.0000", "message", "3 messages"),
+        ("1", "minute", "1 minute"),
+        ("2.5", "minute", "2.5 minutes"),
+        ("1234", "page", "1,234 pages"),
+    ],
+)
+def test_quantities_read_as_units(quantity, unit, expected):
+    from offices.templatetags.portal_format import units
+
+    assert units(quantity, unit) == expected
+
+
+def test_usage_rows_and_office_page_print_units(client, acme, acme_admin, acme_usage):
+    login(client, acme_admin)
+    history = client.get("/usage/").content.decode()
+    assert "120 messages" in history and "120.00 message" not in history
+    office = client.get("/offices/austin/").content.decode()
+    assert "120 messages" in office
