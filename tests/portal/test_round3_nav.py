@@ -129,3 +129,18 @@ def test_usage_rows_and_office_page_print_units(client, acme, acme_admin, acme_u
     assert "120 messages" in history and "120.00 message" not in history
     office = client.get("/offices/austin/").content.decode()
     assert "120 messages" in office
+
+
+@pytest.mark.parametrize(
+    ("query", "label"),
+    [
+        ("", "all time"),
+        ("?date_from=2026-01-01", "from 2026-01-01"),
+        ("?date_to=2026-01-31", "up to 2026-01-31"),
+        ("?date_from=2026-01-01&date_to=2026-01-31", "2026-01-01 to 2026-01-31"),
+    ],
+)
+def test_usage_totals_say_which_period_they_cover(client, acme, acme_admin, query, label):
+    login(client, acme_admin)
+    html = client.get(f"/usage/{query}").content.decode()
+    assert by_id(html, "totals-period") == f"Totals for these filters, {label}:"
