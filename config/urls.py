@@ -66,6 +66,11 @@ portal = (
         path("offices/<slug:slug>/", usage_views.OfficeDetailView.as_view(), name="office"),
         path("statements/", statement_views.StatementPickView.as_view(), name="statement_pick"),
         path(
+            "statements/months/",
+            statement_views.StatementListView.as_view(),
+            name="statement_list",
+        ),
+        path(
             "statements/<str:period>/",
             statement_views.StatementView.as_view(),
             name="statement",

@@ -74,6 +74,46 @@ class StatementPickView(PortalMixin, View):
         return redirect(target, period=f"{period:%Y-%m}")
 
 
+def statement_months(company, now=None) -> list[dict]:
+    """Every billing month a statement exists for, newest first, with its status."""
+    tz = company.tz
+    current = period_of(now or timezone.now(), tz)
+    first = company_first_period(company)
+    out = []
+    month = current
+    while month >= first:
+        out.append(
+            {
+                "period": month,
+                "text": f"{month:%Y-%m}",
+                "status": "In progress" if month == current else "Closed",
+            }
+        )
+        month = (month - dt.timedelta(days=1)).replace(day=1)
+    return out
+
+
+def month_neighbours(period: dt.date, company, now=None) -> tuple[str | None, str | None]:
+    """The statement months before and after `period` ("YYYY-MM"), None past either end."""
+    current = period_of(now or timezone.now(), company.tz)
+    before = (period - dt.timedelta(days=1)).replace(day=1)
+    after = period_end(period)
+    previous = f"{before:%Y-%m}" if before >= company_first_period(company) else None
+    following = f"{after:%Y-%m}" if after <= current else None
+    return previous, following
+
+
+class StatementListView(PortalMixin, TemplateView):
+    """Statements: the company's billing months with their status, newest first."""
+
+    template_name = "usage/statement_list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(months=statement_months(self.scope.company))
+        return context
+
+
 class StatementView(StatementMixin, TemplateView):
     template_name = "usage/statement.html"
 
@@ -91,6 +131,13 @@ class StatementView(StatementMixin, TemplateView):
             if self.scope.is_company_admin
             else None,
             ends_on=period_end(statement.period) - dt.timedelta(days=1),
+        )
+        previous, following = month_neighbours(statement.period, self.scope.company)
+        context.update(
+            previous_url=reverse("portal:statement", args=[previous]) + query if previous else None,
+            previous_text=previous,
+            next_url=reverse("portal:statement", args=[following]) + query if following else None,
+            next_text=following,
         )
         return context
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from offices.templatetags.portal_format import credits
+from offices.templatetags.portal_format import credits, units
 
 SPLIT_LABELS = (
     ("allowance_part", "Allowance"),
@@ -130,7 +130,7 @@ class UsageTable(tables.Table):
         unit = self._units.get(record.service_id)
         if unit is None:
             unit = self._units[record.service_id] = record.service.get_unit_display()
-        return f"{credits(value)} {unit}"
+        return units(value, unit)
 
     def render_cost(self, value):
         return credits(value)

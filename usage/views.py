@@ -83,6 +83,7 @@ class UsageHistoryView(PortalMixin, ScopedListMixin, SingleTableMixin, FilterVie
         filterset = self.filterset
         valid = not filterset.is_bound or filterset.is_valid()
         context["totals"] = usage_totals_for(self.scope, filterset) if valid else None
+        context["totals_period"] = totals_period(filterset) if valid else ""
         query = self.request.GET.copy()
         query.pop("page", None)
         query.pop("sort", None)
@@ -94,6 +95,19 @@ class UsageHistoryView(PortalMixin, ScopedListMixin, SingleTableMixin, FilterVie
         )
         context["period"] = period
         return context
+
+
+def totals_period(filterset) -> str:
+    """What the totals cover: "all time", "from …", "to …" or "… to …" (ISO dates)."""
+    data = filterset.form.cleaned_data if filterset.is_bound else {}
+    start, end = data.get("date_from"), data.get("date_to")
+    if start and end:
+        return f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+    if start:
+        return f"from {start:%Y-%m-%d}"
+    if end:
+        return f"up to {end:%Y-%m-%d}"
+    return "all time"
 
 
 class UsageExportView(PortalMixin, View):

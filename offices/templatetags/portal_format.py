@@ -33,3 +33,17 @@ def percent(value) -> str:
     if value is None:
         return "—"
     return f"{Decimal(value):,.1f} %"
+
+
+@register.filter
+def units(value, unit: str) -> str:
+    """A quantity with its unit, as people count: (3, "message") → "3 messages";
+    (1, "minute") → "1 minute"; (2.5, "minute") → "2.5 minutes"; (1234, "page") → "1,234 pages"."""
+    try:
+        amount = Decimal(str(value)).quantize(PLACES, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError, TypeError):
+        return f"{value} {unit}"
+    whole, frac = f"{amount:,.4f}".split(".")
+    frac = frac.rstrip("0")
+    number = f"{whole}.{frac}" if frac else whole
+    return f"{number} {unit if amount == 1 else unit + 's'}"

@@ -19,7 +19,7 @@ def test_office_page_shows_meters_wallet_and_services(client, acme_usage, austin
     assert "10.00 remaining of 10.00 included" in by_id(html, "allowance-ai_agent")
     assert by_id(html, "funding").startswith("Office wallet 22.50")
     services = by_id(html, "by-service")
-    assert "SMS" in services and "120.00 message" in services
+    assert "SMS" in services and "120 messages" in services
     assert "7.50" in services  # 30 international minutes at 0.25
     assert 'href="/usage/?office=' in html
 

@@ -228,6 +228,8 @@ STATEMENTS = [
         portal(**dict.fromkeys(SESSION_ROLES[2:6], 400)),
         note="malformed",
     ),
+    # Statements: the list of months every portal admin may open.
+    Case("statements/months/", "statement_list", "/statements/months/", portal()),
     Case(STATEMENT, "statement", "/statements/{period}/", portal()),
     Case(
         STATEMENT,
