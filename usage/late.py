@@ -151,3 +151,23 @@ def late_usage_of(
         last_received=row["last"],
         tz=company.tz,
     )
+
+
+def late_usage_csv_rows(late: LateUsage, *, header: bool = False):
+    """The statement CSV's late-usage rows: with `header`, the "Amended on" line of the
+    heading (only when the period was amended); else the block after the check, always
+    there so that the file keeps one shape."""
+    if header:
+        if late:
+            yield ["Amended on", late.amended_on.isoformat()]
+        return
+    received = [late.first_received, late.last_received] if late else ["", ""]
+    yield []
+    yield ["Late usage", "Events", "Credits", "First received", "Last received"]
+    yield [
+        "Charged after the period ended",
+        late.events,
+        late.cost,
+        *[m.astimezone(late.tz).isoformat() if m else "" for m in received],
+    ]
+
