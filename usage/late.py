@@ -155,7 +155,7 @@ def late_usage_of(
 
 def late_usage_csv_rows(late: LateUsage, *, header: bool = False):
     """The statement CSV's late-usage rows: with `header`, the "Amended on" line of the
-    heading (only when the period was amended); else the block after the check, always
+    heading (only when the period was amended); else the block before the check, always
     there so that the file keeps one shape."""
     if header:
         if late:

@@ -502,6 +502,7 @@ def statement_csv_rows(statement: Statement):
             f.events,
             f.cost_total,
         ]
+    yield from late_usage_csv_rows(statement.late)
     yield []
     yield [
         "Check",
@@ -511,7 +512,6 @@ def statement_csv_rows(statement: Statement):
         statement.usage_parts,
         "Ties out" if statement.ties_out else "DOES NOT TIE OUT",
     ]
-    yield from late_usage_csv_rows(statement.late)
 
 
 def statement_scope(scope: PortalScope, office_slug: str | None) -> PortalScope:
