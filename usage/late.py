@@ -170,4 +170,3 @@ def late_usage_csv_rows(late: LateUsage, *, header: bool = False):
         late.cost,
         *[m.astimezone(late.tz).isoformat() if m else "" for m in received],
     ]
-
