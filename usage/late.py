@@ -55,20 +55,21 @@ def late_refusals(company: Company, events, *, now: dt.datetime | None = None) -
     now = now or window_clock()
     days = company.late_event_window_days
     earliest = now - dt.timedelta(days=days)
+    # usage_retention archives only months before the previous one: an event of this UTC
+    # month or the last needs no look at the catalog (nearly every batch).
+    this_month = month_start(now.astimezone(dt.UTC).date())
+    recent = dt.datetime.combine(month_add(this_month, -1), dt.time(), tzinfo=dt.UTC)
     errors, older = [], []
     for index, event in events:
-        if event.occurred_at < earliest:
+        at = event.occurred_at
+        if at < earliest:
             message = (
                 f"occurred_at is older than {window_rule(days)} (the earliest accepted now is "
                 f"{_utc_text(earliest)}); usage that old is no longer charged."
             )
             errors.append({"index": index, "field": "occurred_at", "message": message})
-        else:
+        elif at < recent:
             older.append((index, event))
-    # usage_retention archives only months before the previous one: an event of this UTC
-    # month or the last needs no look at the catalog (nearly every batch).
-    recent = month_add(month_start(now.astimezone(dt.UTC).date()), -1)
-    older = [(i, e) for i, e in older if month_start(e.occurred_at.date()) < recent]
     if older and (archived := archived_months()):
         for index, event in older:
             month = month_start(event.occurred_at.astimezone(dt.UTC).date())
