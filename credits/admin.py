@@ -321,6 +321,7 @@ class CompanyAdmin(offices_admin.CompanyAdmin):
     readonly_fields = ("pooling_status", "balances", "created_at")
     fieldsets = (
         (None, {"fields": ("name", "slug", "billing_timezone")}),
+        ("Usage", {"fields": ("late_event_window_days",)}),
         ("Credits", {"fields": ("pooling_status", "balances")}),
         (None, {"fields": ("created_at",)}),
     )
@@ -403,6 +404,7 @@ class CompanyAdmin(offices_admin.CompanyAdmin):
             fields = [f for f in form.changed_data if f in self.editable_fields]
             if fields:
                 obj.save(update_fields=fields)
+            self.late_window_save(request, obj, form)
         # A new company is created in save_related, together with its offices.
 
     def save_related(self, request, form, formsets, change):

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
 from offices.models import AddOn, Membership, Office, OfficeAddOn, Plan, Role
-from offices.services import membership_grant, office_addon_set, office_create
+from offices.services import late_window_set, membership_grant, office_addon_set, office_create
 
 admin.site.site_header = "Unified Credit Pooling — administration"
 admin.site.site_title = "Unified Credit Pooling admin"
@@ -83,6 +83,32 @@ class CompanyAdmin(admin.ModelAdmin):
     @admin.display(description="Offices", ordering="num_offices")
     def office_count(self, obj):
         return obj.num_offices
+
+    # The late-event window (SPEC §10.3) is saved by its service, which writes the audit line
+    # with the old and new value; the admin's own line leaves it out.
+    LATE_WINDOW = "late_event_window_days"
+
+    def late_window_save(self, request, obj, form) -> None:
+        if self.LATE_WINDOW in form.changed_data:
+            late_window_set(
+                company=obj, days=form.cleaned_data[self.LATE_WINDOW], actor=request.user
+            )
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        if add or self.LATE_WINDOW not in form.changed_data:
+            return message
+        label = str(form[self.LATE_WINDOW].label)
+        for part in message:
+            fields = part.get("changed", {}).get("fields")
+            if fields is not None and "name" not in part["changed"] and label in fields:
+                fields.remove(label)
+        return [p for p in message if p.get("changed", {}).get("fields", True)]
+
+    def log_change(self, request, obj, message):
+        if message == []:  # only the window changed: late_window_set logged it
+            return None
+        return super().log_change(request, obj, message)
 
 
 # Offices and the catalog ---------------------------------------------------------------

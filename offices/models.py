@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -25,6 +26,13 @@ def credits_field(**kwargs):
     return models.DecimalField(max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
 
 
+# The late-event window (SPEC §10.3): how many days back an event's occurred_at may lie.
+LATE_WINDOW_DEFAULT = 35
+# A year and a day: older months are the archive's (usage_retention), and an allowance of a
+# period that long gone is one nobody reads any more.
+LATE_WINDOW_MAX = 366
+
+
 class Company(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
@@ -36,12 +44,29 @@ class Company(models.Model):
         help_text="Changed only through the pooling toggle (Customer Care), never edited directly.",
     )
     pooling_changed_at = models.DateTimeField(null=True, blank=True)
+    late_event_window_days = models.PositiveSmallIntegerField(
+        "late-event window (days)",
+        default=LATE_WINDOW_DEFAULT,
+        validators=[MinValueValidator(1), MaxValueValidator(LATE_WINDOW_MAX)],
+        help_text=(
+            "Usage events whose occurred_at is more than this many days ago are refused "
+            f"(1 to {LATE_WINDOW_MAX}). Changed through offices.services.late_window_set "
+            "(audited)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "companies"
         ordering = ["name"]
         permissions = [("change_pooling", "Can turn credit pooling on or off")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(late_event_window_days__gte=1)
+                & Q(late_event_window_days__lte=LATE_WINDOW_MAX),
+                name="company_late_window_range",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

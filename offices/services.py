@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 
-from offices.models import AddOn, Company, Membership, Office, OfficeAddOn, Plan, Role
+from core.errors import ValidationFailed
+from offices.locks import lock_company
+from offices.models import (
+    LATE_WINDOW_MAX,
+    AddOn,
+    Company,
+    Membership,
+    Office,
+    OfficeAddOn,
+    Plan,
+    Role,
+)
 
 
 @transaction.atomic
@@ -64,3 +78,40 @@ def membership_grant(*, user, company: Company, office: Office | None = None) ->
         user=user, company=company, office=office, defaults={"role": role}
     )
     return obj
+
+
+def late_window_parse(value) -> int:
+    """A late-event window: a whole number of days from 1 to LATE_WINDOW_MAX."""
+    field, problem = "late_event_window_days", None
+    try:
+        days = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError, TypeError):
+        days = None
+    if days is None or not days.is_finite() or days != days.to_integral_value():
+        problem = "Enter a whole number of days."
+    elif not 1 <= days <= LATE_WINDOW_MAX:
+        problem = f"Between 1 and {LATE_WINDOW_MAX} days."
+    if problem:
+        raise ValidationFailed(f"{field}: {problem}", [{"field": field, "message": problem}])
+    return int(days)
+
+
+@transaction.atomic
+def late_window_set(*, company: Company, days, actor) -> Company:
+    """Set how many days back a usage event's occurred_at may lie (SPEC §10.3); the change
+    is written to the admin audit log with the old and the new value. Setting the value it
+    already has changes and logs nothing."""
+    days = late_window_parse(days)
+    locked = lock_company(company.pk, exclusive=True)
+    old = locked.late_event_window_days
+    if old != days:
+        Company.objects.filter(pk=company.pk).update(late_event_window_days=days)
+        LogEntry.objects.log_actions(
+            user_id=actor.pk,
+            queryset=[locked],
+            action_flag=CHANGE,
+            change_message=f"Late-event window: {old} → {days} days.",
+            single_object=True,
+        )
+    company.late_event_window_days = days
+    return company

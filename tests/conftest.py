@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 
 from offices.models import CreditKind
+from tests import clock
 from tests.factories import ServiceFactory, company_factory, customer_care_user
 from usage.models import Unit
 
@@ -24,6 +25,13 @@ def services(db):
             credit_kind=CreditKind.AI_AGENT,
         ),
     }
+
+
+@pytest.fixture
+def late_window_off():
+    """The late-event window turned off, for tests of other rules (tests/clock.py)."""
+    with clock.late_window_off():
+        yield
 
 
 @pytest.fixture

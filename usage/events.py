@@ -31,6 +31,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from offices.models import LATE_WINDOW_DEFAULT, LATE_WINDOW_MAX
+
 # The limits the API enforces and publishes (OpenAPI) come from these, and only these.
 ID_MAX = 200  # usage_usagerecord.external_id
 SLUG_MAX = 60  # office slug, service code
@@ -331,7 +333,13 @@ class UsageEvent(BaseModel):
         description=(
             "RFC 3339 date-time with a UTC offset, e.g. 2026-11-26T09:30:00+00:00: not before "
             f"{EARLIEST:%Y-%m-%dT%H:%MZ}, and at most {settings.USAGE_MAX_FUTURE_SECONDS} "
-            "seconds after the moment the batch arrives."
+            "seconds after the moment the batch arrives. Late events: not older than your "
+            f"company's late-event window (default {LATE_WINDOW_DEFAULT} days, at most "
+            f"{LATE_WINDOW_MAX}; customer care sets it), i.e. not before the moment the batch "
+            "arrives minus that many days, and not in a month whose usage has been archived; "
+            "such an event is refused with 422 naming the window, and nothing of its batch is "
+            "charged. An id already charged comes back as a duplicate whatever its age. A late "
+            "event within the window is charged to the allowance of the period it occurred in."
         ),
         json_schema_extra={"pattern": RFC3339},
     )

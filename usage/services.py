@@ -23,6 +23,7 @@ from credits.charging import ChargingSession
 from credits.periods import period_of
 from offices.models import Company, Office
 from usage.events import UsageEvent, events_parse
+from usage.late import late_refusals
 from usage.models import Service, UsageKey, UsageRecord
 from usage.records import Charge, batch_for, writer_for
 
@@ -242,6 +243,17 @@ def _refuse_conflicts(events, existing, offices, services) -> None:
         )
 
 
+def _refuse_late(company: Company, fresh) -> None:
+    """Events older than the company's late-event window, or of an archived month, are
+    refused, and with them the batch (SPEC §10.3). Checked on the events not charged yet:
+    an id charged before still comes back as the duplicate it is."""
+    if errors := late_refusals(company, fresh):
+        noun = "event is" if len(errors) == 1 else "events are"
+        raise ValidationFailed(
+            f"{len(errors)} {noun} too late to charge; nothing was charged.", errors
+        )
+
+
 @retry_on_conflict(retry_integrity=True)
 @transaction.atomic
 def _ingest(*, company, events, offices, services, actor, writer):
@@ -252,6 +264,7 @@ def _ingest(*, company, events, offices, services, actor, writer):
     if existing:
         _refuse_conflicts(events, existing, offices, services)
     fresh = [e for e in events if e.external_id not in existing]
+    _refuse_late(company, [(i, e) for i, e in enumerate(events) if e.external_id not in existing])
     if not fresh:
         return existing, dict
     batch = uuid.uuid4()

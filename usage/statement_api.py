@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ninja import Path, Query, Router, Schema
 from pydantic import BaseModel, Field
 
 from core.api_schemas import PERIOD_PATTERN, Amount, ErrorOut, Period, money
 from offices.selectors import company_scope
+from usage.late import LateUsage
 from usage.statements import MOVEMENTS, Statement, period_parse, statement_build, statement_scope
 from usage.whatif import WhatIf, whatif_replay
 
@@ -53,6 +56,30 @@ class StatementCheckOut(BaseModel):
     ties_out: bool
 
 
+class LateUsageOut(BaseModel):
+    events: int = Field(description="Usage events of the period charged after it ended.")
+    credits: Amount = Field(description="Their cost (already in the office figures).")
+    first_received_at: str | None = Field(description="When the first of them was charged.")
+    last_received_at: str | None = Field(description="When the last of them was charged.")
+    amended_on: str | None = Field(
+        description="The day (company time zone) the period's figures last changed because "
+        "of late usage; null when none arrived after the period ended."
+    )
+
+
+def late_usage_out(late: LateUsage) -> dict:
+    def utc(moment):
+        return moment.astimezone(dt.UTC).isoformat() if moment else None
+
+    return {
+        "events": late.events,
+        "credits": money(late.cost),
+        "first_received_at": utc(late.first_received),
+        "last_received_at": utc(late.last_received),
+        "amended_on": late.amended_on.isoformat() if late else None,
+    }
+
+
 class StatementOut(Schema):
     company: str
     period: Period
@@ -62,6 +89,10 @@ class StatementOut(Schema):
     balances: list[BalanceStatementOut]
     offices: list[OfficeStatementOut]
     check: StatementCheckOut
+    late_usage: LateUsageOut = Field(
+        description="Usage of the period that arrived after it ended (late events, within "
+        "the company's late-event window): the statement was amended by it."
+    )
 
 
 class OfficeWhatIfOut(BaseModel):
@@ -146,6 +177,7 @@ def statement_out(statement: Statement) -> dict:
             "sum_of_parts": money(statement.usage_parts),
             "ties_out": statement.ties_out,
         },
+        "late_usage": late_usage_out(statement.late),
     }
 
 

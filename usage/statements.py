@@ -31,6 +31,7 @@ from credits.periods import BillingPeriod, period_end, period_of
 from credits.selectors import office_rows
 from offices.models import Company, CreditKind
 from offices.selectors import PortalScope
+from usage.late import LateUsage, late_usage_csv_rows, late_usage_of
 from usage.models import UsageDay, UsageRecord
 
 PERIOD_TEXT = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
@@ -321,6 +322,7 @@ class Statement:
     office_scope: list[str]  # office names, for an office admin's statement
     balances: list[BalanceLine]
     offices: list[OfficeKindLine]
+    late: LateUsage = field(default_factory=LateUsage)  # charged after the period ended
 
     @property
     def period_text(self) -> str:
@@ -426,6 +428,13 @@ def statement_build(
         office_scope=[] if scope.is_company_admin else [name for _, name in offices],
         balances=balances,
         offices=lines,
+        late=late_usage_of(
+            company,
+            period=period,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            office_ids=None if scope.is_company_admin else list(office_names),
+        ),
     )
 
 
@@ -438,6 +447,7 @@ def statement_csv_rows(statement: Statement):
     yield ["Period", statement.starts_at.isoformat(), statement.ends_at.isoformat()]
     if statement.office_scope:
         yield ["Offices", "; ".join(statement.office_scope)]
+    yield from late_usage_csv_rows(statement.late, header=True)
     yield []
     yield ["Balance", "Opening", *[MOVEMENT_LABELS[m] for m in MOVEMENTS], "Closing", "Ties out"]
     for line in [*statement.balances, statement.balance_totals]:
@@ -492,6 +502,7 @@ def statement_csv_rows(statement: Statement):
             f.events,
             f.cost_total,
         ]
+    yield from late_usage_csv_rows(statement.late)
     yield []
     yield [
         "Check",

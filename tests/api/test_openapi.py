@@ -154,11 +154,13 @@ EVENT_LIMITS = [
         "2026-11-26T09:30:60Z",
         "keyword",
     ),
+    # The floor 2000-01-01 lies beyond every late-event window (at most a year): the
+    # earliest an event may be is now − the company's window (35 days by default).
     (
-        "occurred_at earliest",
+        "occurred_at late-event window",
         "occurred_at",
-        "2000-01-01T00:00:00Z",
-        "1999-12-31T23:59:59Z",
+        FromNow(-35 * 86400 + 60),
+        FromNow(-35 * 86400 - 60),
         "described",
     ),
     (
@@ -246,7 +248,11 @@ def test_each_event_limit_is_published_and_enforced_on_both_sides(
         description = published["components"]["schemas"]["UsageEvent"]["properties"][field]
         assert any(
             limit in description["description"]
-            for limit in ("2000-01-01", f"{SECONDS_AHEAD} seconds", f"{METADATA_MAX_BYTES} bytes")
+            for limit in (
+                "late-event window (default 35 days",
+                f"{SECONDS_AHEAD} seconds",
+                f"{METADATA_MAX_BYTES} bytes",
+            )
         )
 
 

@@ -123,3 +123,8 @@ def test_a_record_reads_the_same_in_the_post_answer_and_the_list(company, api):
     assert {e.pop("duplicate") for e in posted.values()} == {False}
     listed = {r.pop("id"): r for r in api.get(URL).json()["results"]}
     assert listed == posted
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

@@ -743,3 +743,8 @@ def test_recharge_is_due_when_the_draw_would_leave_the_balance_below_the_thresho
         )
         is due
     )
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

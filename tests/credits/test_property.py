@@ -216,3 +216,8 @@ def test_services_and_model_agree(services, care, scenario):
         assert_matches_model(company, model)
         assert_invariants(company)
         transaction.set_rollback(True)
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

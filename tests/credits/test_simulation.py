@@ -663,3 +663,8 @@ def test_money_controls_hold_under_concurrency():
     assert stats["cap changes"] and stats["rule changes"] and stats["threshold changes"]
     assert stats["recharges"] > 0 and stats["alerts opened"] > 0 and stats["toggles"] > 0
     assert stats["pool-cap alerts opened"] > 0
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

@@ -280,3 +280,8 @@ def test_both_paths_quote_every_text_cell_starting_like_a_formula(formulas):
             Decimal(row[column])
             assert not row[column].startswith("'"), column
     assert {row["user"][1:] for row in rows} == set(DIGITS_ONLY)
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

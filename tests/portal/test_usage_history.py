@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from credits.periods import billing_period
+from offices.services import late_window_set
 from tests.factories import event
 from tests.portal.conftest import by_id, login, recent
 from usage.services import usage_ingest
@@ -218,7 +219,9 @@ def test_this_month_export_link(client, acme, acme_admin):
 def test_far_pages_read_in_two_steps_show_the_same_rows(
     client, acme, offices, request, monkeypatch, sort, who
 ):
-    # given: 60 events over two offices and two months, and far pages starting at row 25
+    # given: 60 events over two offices and two months (37 days: acme keeps late events for
+    # 40), and far pages starting at row 25
+    late_window_set(company=acme, days=40, actor=request.getfixturevalue("care"))
     usage_ingest(
         company=acme,
         events=[

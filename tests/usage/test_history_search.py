@@ -315,3 +315,8 @@ def test_numbers_and_names_are_looked_up_in_the_one_trigram_index(formatted_numb
             "AND indexdef LIKE '%gin_trgm_ops%'"
         )
         assert [name for (name,) in cursor.fetchall()] == ["usage_phone_digits_trgm"]
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

@@ -272,3 +272,8 @@ def test_check_ledger_reports_a_record_without_its_guard_row(company):
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM usage_usagekey WHERE external_id = 'g-1'")
     assert any("guard row of event id 'g-1'" in v for v in ledger_violations())
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

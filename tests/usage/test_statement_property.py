@@ -177,3 +177,8 @@ def test_statements_tie_out_and_replays_hold(services, care, history):
 def teardown_module(module):
     if STATS:
         print(f"\nstatement property: {dict(STATS)}")
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""

@@ -254,3 +254,8 @@ def test_adding_to_a_day_rollup_updates_it_in_place(db, services):
     assert updated >= 2 and hot == updated
     assert "fillfactor=70" in options
     assert sum(UsageDay.objects.filter(company=company).values_list("events", flat=True)) == 180
+
+
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""
