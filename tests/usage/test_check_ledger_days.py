@@ -20,6 +20,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _sent_long_after_they_happened(late_window_off):
+    """Fixed calendar moments, sent long after they happened (tests/clock.py)."""
+
+
 @pytest.fixture
 def two(db, services, care):
     kept = company_factory(
