@@ -3,9 +3,7 @@
 import datetime as dt
 
 from django.contrib import admin
-from django.http import Http404
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -17,7 +15,7 @@ from offices.models import Company
 from offices.templatetags.portal_format import credits
 from usage.models import Service, UsageRecord
 from usage.statements import company_first_period
-from usage.whatif import ArchivedPeriod, whatif_replay
+from usage.whatif import whatif_replay
 
 
 @admin.register(Service)
@@ -112,13 +110,9 @@ def whatif_periods(company, now=None) -> list[dt.date]:
 
 
 def whatif_html(company) -> str:
-    rows, details, refused = [], [], []
+    rows, details = [], []
     for period in whatif_periods(company):
-        try:
-            w = whatif_replay(company, period=period)
-        except ArchivedPeriod as error:
-            refused.append((f"{period:%B %Y}", error.message))
-            continue
+        w = whatif_replay(company, period=period)
         check = (
             ("replays exactly" if w.replay_matches_actual else "REPLAY DIFFERS")
             if w.pooled_throughout
@@ -129,7 +123,6 @@ def whatif_html(company) -> str:
                 f"{period:%B %Y}",
                 f"{w.actual_uncovered:,}",
                 f"{w.replayed_uncovered:,}",
-                f"{w.capped:,}",
                 f"{w.covered_by_pooling:,}",
                 f"{w.wallets_closing:,}",
                 check,
@@ -141,42 +134,32 @@ def whatif_html(company) -> str:
                 o.name,
                 f"{o.actual_uncovered:,}",
                 f"{o.replayed_uncovered:,}",
-                f"{o.capped:,}",
                 f"{o.idle_elsewhere:,}",
             )
             for o in w.offices
             if o.actual_uncovered or o.replayed_uncovered
         ]
     summary = format_html_join(
-        "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        rows,
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
     )
     offices = format_html_join(
-        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", details
+        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", details
     )
-    notes = format_html_join("", '<p class="errornote">{}: {}</p>', refused)
     return format_html(
-        "{}"
         '<table id="whatif-admin"><thead><tr><th>Period</th><th>Actual uncovered</th>'
-        "<th>With pooling</th><th>Left uncovered by caps</th><th>Pooling would have covered</th>"
+        "<th>With pooling</th><th>Pooling would have covered</th>"
         "<th>Left in wallets</th><th>Check</th></tr></thead><tbody>{}</tbody></table>"
         "<table><thead><tr><th>Period</th><th>Office</th><th>Actual uncovered</th>"
-        "<th>With pooling</th><th>Left uncovered by caps</th><th>Unused in other wallets</th>"
-        "</tr></thead><tbody>{}</tbody></table>"
+        "<th>With pooling</th><th>Unused in other wallets</th></tr></thead>"
+        "<tbody>{}</tbody></table>"
         '<p class="help">Standard usage replayed in charge order as if pooling had been on '
-        "all month (allowances unchanged; AI credits are never pooled; pool caps as they "
-        "were at each draw). Read-only.</p>",
-        notes,
+        "all month (allowances unchanged; AI credits are never pooled). Read-only.</p>",
         summary,
         offices,
     )
 
 
 class CompanyAdmin(credits_admin.CompanyAdmin):
-    """The change page links to the what-if (a replay reads every record of a month:
-    seconds at a million records); the what-if is its own page, loaded on demand."""
-
     readonly_fields = (*credits_admin.CompanyAdmin.readonly_fields, "pooling_whatif")
     fieldsets = (
         *credits_admin.CompanyAdmin.fieldsets,
@@ -187,33 +170,7 @@ class CompanyAdmin(credits_admin.CompanyAdmin):
     def pooling_whatif(self, obj):
         if obj is None or obj.pk is None:
             return "—"
-        months = ", ".join(f"{p:%B %Y}" for p in whatif_periods(obj))
-        return format_html(
-            '<a class="button" id="whatif-link" href="{}">Replay the what-if</a> '
-            '<span class="help">{} (a replay of every usage record: it may take seconds)</span>',
-            reverse("admin:offices_company_whatif", args=[obj.pk]),
-            months,
-        )
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(self.whatif_view)
-        return [
-            path("<path:object_id>/what-if/", view, name="offices_company_whatif"),
-            *super().get_urls(),
-        ]
-
-    def whatif_view(self, request, object_id):
-        company = self.get_object(request, object_id)
-        if company is None or not self.has_view_permission(request, company):
-            raise Http404("No such company.")
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": company,
-            "title": f"What pooling would have saved: {company.name}",
-            "whatif": whatif_html(company),
-        }
-        return TemplateResponse(request, "admin/offices/company/whatif.html", context)
+        return whatif_html(obj)
 
 
 admin.site.unregister(Company)

@@ -6,20 +6,17 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from core.db import POSTGRESQL, dialect
 from core.immutable import ImmutableQuerySet
 from core.money import ZERO
 from credits.models import Allowance
-from offices.models import CreditKind, Office
+from offices.models import Office
 from offices.selectors import PortalScope
 from usage.filters import FUNDED_BY_FIELD
 from usage.models import FUNDED_BITS, UsageDay, UsageRecord
-from usage.partitions import record_source
 from usage.search import number_condition, numbers_indexed_for
 
 PARTS = ("allowance_part", "pool_part", "wallet_part", "ai_part", "uncovered")
@@ -255,37 +252,3 @@ def daily_usage(scope: PortalScope, office: Office, days: int = 30, now=None) ->
         r = by_day.get(day, {})
         result.append(DayUsage(day, **{name: r.get(name) or ZERO for name in PARTS}))
     return result
-
-
-def usage_pool_drawn(*, office_id: int, period: dt.date, charged_before: dt.datetime) -> Decimal:
-    """What `office_id`'s standard usage of billing `period` drew from the pool in the
-    records charged before `charged_before`, archived records included (a what-if of a
-    later month replays that period's late events against the office's pool cap)."""
-    if dialect() == POSTGRESQL:
-        sql = (
-            f"SELECT COALESCE(SUM(pool_part), 0) FROM {record_source()} AS r "  # noqa: S608
-            "WHERE office_id = %s AND period = %s AND credit_kind = %s AND created_at < %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [office_id, period, CreditKind.STANDARD, charged_before])
-            return cursor.fetchone()[0]
-    return (
-        UsageRecord.objects.filter(
-            office_id=office_id,
-            period=period,
-            credit_kind=CreditKind.STANDARD,
-            created_at__lt=charged_before,
-        ).aggregate(drawn=Sum("pool_part"))["drawn"]
-        or ZERO
-    )
-
-
-def usage_record_batch(pk: int):
-    """The batch (uuid) of usage record `pk`, archived records included; None if none."""
-    if dialect() == POSTGRESQL:
-        sql = f"SELECT batch FROM {record_source()} AS r WHERE id = %s"  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [pk])
-            row = cursor.fetchone()
-            return None if row is None else row[0]
-    return UsageRecord.objects.filter(pk=pk).values_list("batch", flat=True).first()

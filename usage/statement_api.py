@@ -101,9 +101,6 @@ class OfficeWhatIfOut(BaseModel):
     actual_uncovered: Amount
     replayed_uncovered: Amount
     covered_by_pooling: Amount
-    left_uncovered_by_caps: Amount = Field(
-        description="Of replayed_uncovered: what the office's pool cap left uncovered."
-    )
     idle_in_other_wallets: Amount = Field(
         description="The most credits other offices' wallets held while this one ran over."
     )
@@ -119,12 +116,6 @@ class WhatIfOut(Schema):
     actual_uncovered: Amount
     replayed_uncovered: Amount
     covered_by_pooling: Amount
-    left_uncovered_by_caps: Amount = Field(
-        description="Of replayed_uncovered: what pool caps left uncovered (never a saving)."
-    )
-    pool_recharges: Amount = Field(
-        description="What the pool's auto-recharge rule added in the replay (in inflows)."
-    )
     wallets_closing: Amount
     replay_matches_actual: bool = Field(
         description="True when the replay equals what happened (always, if pooled throughout)."
@@ -193,8 +184,6 @@ def whatif_out(whatif: WhatIf) -> dict:
         "actual_uncovered": money(whatif.actual_uncovered),
         "replayed_uncovered": money(whatif.replayed_uncovered),
         "covered_by_pooling": money(whatif.covered_by_pooling),
-        "left_uncovered_by_caps": money(whatif.capped),
-        "pool_recharges": money(whatif.pool_recharges),
         "wallets_closing": money(whatif.wallets_closing),
         "replay_matches_actual": whatif.replay_matches_actual,
         "offices": [
@@ -204,7 +193,6 @@ def whatif_out(whatif: WhatIf) -> dict:
                 "actual_uncovered": money(o.actual_uncovered),
                 "replayed_uncovered": money(o.replayed_uncovered),
                 "covered_by_pooling": money(o.covered_by_pooling),
-                "left_uncovered_by_caps": money(o.capped),
                 "idle_in_other_wallets": money(o.idle_elsewhere),
             }
             for o in whatif.offices
@@ -236,13 +224,11 @@ def statement(request, filters: Query[StatementFilter], period: str = PERIOD_PAT
 
 @router.get(
     "/what-if/{period}",
-    response={200: WhatIfOut, 409: ErrorOut, **ERRORS},
+    response={200: WhatIfOut, **ERRORS},
     summary="What pooling would have saved",
     description=(
         "The standard usage charged in the period replayed as if pooling had been on "
-        "throughout: actual and replayed uncovered overage per office, pool caps kept as "
-        "they were at each draw (what they left uncovered on its own line, never pooling's "
-        "saving). Read-only. A period whose records were archived → 409 with the reason."
+        "throughout: actual and replayed uncovered overage per office. Read-only."
     ),
 )
 def what_if(request, period: str = PERIOD_PATH):

